@@ -50,15 +50,16 @@ def translations(tag: str) -> NullTranslations:
     lang = LANGUAGES.get(tag)
     if lang is None or not lang.prefix:
         return NullTranslations()
-    po = I18N_DIR / lang.code / "LC_MESSAGES" / "messages.po"
-    if not po.exists():
+    # One catalogue per feature (messages.po, portal.po, ...), merged: features edit their own.
+    strings: dict[object, object] = {}
+    for po in sorted((I18N_DIR / lang.code / "LC_MESSAGES").glob("*.po")):
+        with po.open("rb") as fh:
+            catalog = read_po(fh, locale=lang.code)
+        strings.update({m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy})
+    if not strings:
         return NullTranslations()
-    with po.open("rb") as fh:
-        catalog = read_po(fh, locale=lang.code)
     trans = Translations()
-    trans._catalog = {  # populated from the .po: Babel's Translations is a GNUTranslations
-        m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy
-    }
+    trans._catalog = strings  # Babel's Translations is a GNUTranslations: this is its table
     trans.plural = lambda n: int(n != 1)
     return trans
 
