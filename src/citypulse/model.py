@@ -1,4 +1,5 @@
-"""The data model every layer speaks: entities, observations, events and the batch one payload becomes.
+"""The data model every layer speaks: entities, observations, events, and the batch a payload
+becomes.
 
 Observations travel as an Arrow table (columnar) because a single payload can hold tens of
 thousands of rows and the store bulk-loads Arrow directly; entities and events are few and

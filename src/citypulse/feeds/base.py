@@ -83,7 +83,7 @@ def parse_xml(payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
     if looks_like_html(payload):
         raise FeedError("html-error-page", "got an HTML page where XML was expected")
     head = payload[:4096]
-    if b"<!ENTITY" in head.upper() or b"<!DOCTYPE" in head.upper() and b"[" in head:
+    if b"<!ENTITY" in head.upper() or (b"<!DOCTYPE" in head.upper() and b"[" in head):
         raise FeedError("xml-entity-declaration", "DOCTYPE with entity declarations refused")
     parser = etree.XMLParser(
         resolve_entities=False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -51,11 +52,14 @@ def translations(tag: str) -> NullTranslations:
     if lang is None or not lang.prefix:
         return NullTranslations()
     # One catalogue per feature (messages.po, portal.po, ...), merged: features edit their own.
-    strings: dict[object, object] = {}
+    strings: dict[str | tuple[str, Any], str] = {}
     for po in sorted((I18N_DIR / lang.code / "LC_MESSAGES").glob("*.po")):
         with po.open("rb") as fh:
             catalog = read_po(fh, locale=lang.code)
-        strings.update({m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy})
+        for m in catalog:
+            # Only singular messages are used in the UI; plural entries would carry tuples.
+            if isinstance(m.id, str) and isinstance(m.string, str) and m.string and not m.fuzzy:
+                strings[m.id] = m.string
     if not strings:
         return NullTranslations()
     trans = Translations()
