@@ -26,9 +26,9 @@ from pathlib import Path
 from pyproj import Transformer
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_FEEDS = Path(
-    os.environ.get("CITYPULSE_SHARED_DATA", REPO.parent / "shared" / "data")
-) / "feeds"
+DEFAULT_FEEDS = (
+    Path(os.environ.get("CITYPULSE_SHARED_DATA", REPO.parent / "shared" / "data")) / "feeds"
+)
 DEFAULT_OUT = REPO / "src" / "citypulse" / "feeds" / "data"
 
 LINKS_SOURCE = Path("td-speedmap") / "tsm_link_and_node_info_v2.csv"

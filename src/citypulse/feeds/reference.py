@@ -91,7 +91,9 @@ def link_name(link_id: str, region: str | None, road_type: str | None) -> tuple[
     """English and Chinese display names built from region and road type (TD gives no road
     names for speed-map links)."""
     reg_en, reg_zh = REGION_NAMES.get(region or "", (region or "", region or ""))
-    rt_en, rt_zh = ROAD_TYPE_NAMES.get(road_type or "", ((road_type or "").lower(), road_type or ""))
+    rt_en, rt_zh = ROAD_TYPE_NAMES.get(
+        road_type or "", ((road_type or "").lower(), road_type or "")
+    )
     ends = link_id.replace("-", " → ", 1)
     en = " ".join(p for p in (reg_en, rt_en, ends) if p)
     zh = f"{reg_zh}{rt_zh} {ends}".strip()

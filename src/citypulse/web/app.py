@@ -86,6 +86,8 @@ def create_app(
         description="Smart city portal and real-time city data API (Hong Kong).",
         default_response_class=ORJSONResponse,
         lifespan=lifespan,
+        docs_url=None,  # routes/docs.py serves Swagger UI from local files (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
