@@ -68,15 +68,34 @@ GROUPS = ("transport", "climate-and-weather", "environment", "finance", "populat
 LICENCES = ("hk-datagovhk-terms", "cc-by-4.0", "odc-by", "other-open")
 
 
+def _filler(rng: random.Random, n: int) -> list[str]:
+    syllables = ["ka", "lo", "mi", "tor", "en", "sa", "ri", "ven", "qua", "dis", "pro", "tel",
+                 "mon", "ga", "ul", "bre", "sti", "nor", "pa", "xe"]
+    words: set[str] = set()
+    while len(words) < n:
+        words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
 def generate(n: int, seed: int = 1) -> list[dict[str, Any]]:
+    """Datasets with topical titles (a 190-word vocabulary), descriptions mixing topical
+    words with a Zipf-distributed 3 000-word filler vocabulary, "data" in every second
+    description (a very common word), Chinese titles, 80 publishers (Pareto-sized), 18
+    categories, 2 000 tags, 1-4 resources."""
     rng = random.Random(seed)
+    filler = _filler(rng, 3000)
     orgs = [(f"hk-dept-{i:02d}", f"Department {i:02d}", f"部門{i:02d}") for i in range(80)]
     tags = [f"{rng.choice(EN_WORDS)}-{rng.choice(EN_WORDS)}" for _ in range(2000)]
     out = []
     for i in range(n):
         title_words = rng.sample(EN_WORDS, rng.randint(2, 5))
         zh_words = rng.sample(ZH_WORDS, rng.randint(2, 4))
-        notes = " ".join(rng.choice(EN_WORDS) for _ in range(rng.randint(15, 40)))
+        words = [rng.choice(EN_WORDS) if rng.random() < 0.3
+                 else filler[min(int(rng.paretovariate(0.8)) - 1, len(filler) - 1)]
+                 for _ in range(rng.randint(15, 40))]
+        if i % 2:
+            words.append("data")
+        notes = " ".join(words)
         org = orgs[int(rng.paretovariate(1.2)) % len(orgs)]
         modified = f"20{rng.randint(18, 26):02d}-{rng.randint(1, 12):02d}-" \
                    f"{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00.000000"
@@ -110,7 +129,7 @@ def queries(n: int, seed: int = 2) -> list[dict[str, Any]]:
     facets = ["organization", "groups", "res_format", "tags", "license_id"]
     out: list[dict[str, Any]] = []
     for i in range(n):
-        kind = i % 6
+        kind = i % 7
         q: dict[str, Any] = {"facet.field": facets}
         if kind == 1:
             q["q"] = rng.choice(EN_WORDS)
@@ -124,6 +143,8 @@ def queries(n: int, seed: int = 2) -> list[dict[str, Any]]:
         elif kind == 5:
             q["sort"] = "name asc"
             q["start"] = rng.randint(0, 2000)
+        elif kind == 6:
+            q["q"] = "data"  # in half of all descriptions: the worst case
         out.append(q)
     return out
 
@@ -225,28 +246,30 @@ def run(quick: bool = False) -> dict[str, Any]:
         ctx = ActionContext(cat, base_url="http://localhost/")
         qs = queries(n_queries)
         package_search(ctx, dict(qs[0]))  # warm the page cache
+        # Wall time is what a client sees; CPU time (this thread) is the figure that holds
+        # on a shared, loaded machine.
+        by_kind: dict[int, list[float]] = {}
         for label, cold in (("cold", True), ("warm", False)):
             times: list[float] = []
-            for q in qs:
+            cpu: list[float] = []
+            for i, q in enumerate(qs):
                 if cold:
                     index._fts_cache.clear()
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.thread_time()
                 res = package_search(ctx, dict(q))
                 times.append((time.perf_counter() - t) * 1000)
+                cpu.append((time.thread_time() - c) * 1000)
+                if cold:
+                    by_kind.setdefault(i % 7, []).append(cpu[-1])
                 assert res["results"] or res["count"] == 0 or q.get("start")
             out[f"search_{label}_p50_ms"] = round(statistics.median(times), 2)
-            out[f"search_{label}_p95_ms"] = round(pct(times, 95), 2)
             out[f"search_{label}_p99_ms"] = round(pct(times, 99), 2)
-            out[f"search_{label}_max_ms"] = round(max(times), 2)
-        by_kind: dict[int, list[float]] = {}
-        for i, q in enumerate(qs):
-            index._fts_cache.clear()
-            t = time.perf_counter()
-            package_search(ctx, dict(q))
-            by_kind.setdefault(i % 6, []).append((time.perf_counter() - t) * 1000)
-        labels = ("all", "one_word", "two_words", "chinese", "word_plus_filter", "deep_page")
+            out[f"search_{label}_cpu_p50_ms"] = round(statistics.median(cpu), 2)
+            out[f"search_{label}_cpu_p99_ms"] = round(pct(cpu, 99), 2)
+        labels = ("all", "one_word", "two_words", "chinese", "word_plus_filter", "deep_page",
+                  "common_word")
         for kind, label in enumerate(labels):
-            out[f"search_cold_p99_ms_{label}"] = round(pct(by_kind[kind], 99), 2)
+            out[f"search_cold_cpu_p99_ms_{label}"] = round(pct(by_kind[kind], 99), 2)
 
         from fastapi.testclient import TestClient
 

@@ -120,12 +120,29 @@ class ObservationBuilder:
             [
                 pa.array(self._entity_id, pa.string()),
                 pa.array(self._metric, pa.string()),
-                pa.array(self._ts, pa.timestamp("us", tz="UTC")),
+                _timestamps(self._ts),
                 pa.array(self._value, pa.float64()),
                 pa.array(self._label, pa.string()),
             ],
             schema=OBSERVATION_SCHEMA,
         )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _timestamps(values: list[datetime]) -> pa.Array:
+    """Aware datetimes -> Arrow UTC micros, converting each distinct instant once: a payload
+    has few distinct times, and Arrow's per-element tz conversion dominated table building."""
+    cache: dict[datetime, int] = {}
+    micros = []
+    for ts in values:
+        us = cache.get(ts)
+        if us is None:
+            delta = utc(ts) - _EPOCH
+            us = cache[ts] = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        micros.append(us)
+    return pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
 
 
 def empty_observations() -> pa.Table:

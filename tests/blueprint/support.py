@@ -3,10 +3,12 @@ independently of the loader, a cheap password hasher, a fake store and an app wi
 
 from __future__ import annotations
 
+import copy
 import html
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +29,21 @@ PASSWORD = "correct horse battery"
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
-def raw_yaml() -> dict[str, Any]:
-    """The shipped initiatives.yaml as plain data (PyYAML only, not our loader)."""
-    data: dict[str, Any] = yaml.safe_load(INITIATIVES_FILE.read_text(encoding="utf-8"))
+@cache
+def _raw_yaml() -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data: dict[str, Any] = yaml.load(INITIATIVES_FILE.read_text(encoding="utf-8"), Loader=loader)
     return data
 
 
+def raw_yaml() -> dict[str, Any]:
+    """The shipped initiatives.yaml as plain data (PyYAML only, not our loader); a fresh copy
+    each call so tests may mutate it."""
+    return copy.deepcopy(_raw_yaml())
+
+
 def raw_initiatives() -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = raw_yaml()["initiatives"]
+    items: list[dict[str, Any]] = _raw_yaml()["initiatives"]
     return items
 
 
@@ -67,8 +76,12 @@ def make_portal(data_dir: Path) -> Portal:
 def make_app(data_dir: Path, store: Any = None, **settings: Any) -> FastAPI:
     app = create_app(Settings(data_dir=data_dir, **settings), store or FakeStore())
     portal = make_portal(data_dir)
-    for name, role in (("vera", "viewer"), ("eddie", "editor"), ("erin", "editor"),
-                       ("ada", "admin")):  # fmt: skip
+    for name, role in (
+        ("vera", "viewer"),
+        ("eddie", "editor"),
+        ("erin", "editor"),
+        ("ada", "admin"),
+    ):
         portal.db.add_user(name, PASSWORD, role)
     app.state.portal = portal
     return app
@@ -84,8 +97,12 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> Any:
     page = client.get("/login")
     return client.post(
         "/login",
-        data={"username": username, "password": password, "csrf_token": csrf_from(page.text),
-              "next": "/"},  # fmt: skip
+        data={
+            "username": username,
+            "password": password,
+            "csrf_token": csrf_from(page.text),
+            "next": "/",
+        },
         follow_redirects=False,
     )
 

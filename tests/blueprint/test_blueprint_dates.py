@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from tests.blueprint.support import raw_initiatives
 
 from citypulse.blueprint.dates import format_loose_date, parse_loose_date, sort_key
-from tests.blueprint.support import raw_initiatives
 
 
 @pytest.mark.parametrize(

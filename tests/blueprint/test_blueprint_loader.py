@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.blueprint.support import count_ids_by_text, raw_initiatives, raw_yaml
 
 from citypulse.blueprint.loader import (
     FIGURES_FILE,
@@ -20,7 +21,6 @@ from citypulse.blueprint.loader import (
     shipped_blueprint,
 )
 from citypulse.blueprint.registry import AREA_IDS
-from tests.blueprint.support import count_ids_by_text, raw_initiatives, raw_yaml
 
 
 def test_every_initiative_loads() -> None:
@@ -61,9 +61,10 @@ def test_shipped_copy_matches_shared_data(shared_data: Path) -> None:
         if not shared.exists():
             pytest.skip(f"{shared} missing")
         ours = INITIATIVES_FILE.parent / name
-        assert hashlib.sha256(ours.read_bytes()).digest() == hashlib.sha256(
-            shared.read_bytes()
-        ).digest(), f"{name} differs from the shared data: re-copy it"
+        assert (
+            hashlib.sha256(ours.read_bytes()).digest()
+            == hashlib.sha256(shared.read_bytes()).digest()
+        ), f"{name} differs from the shared data: re-copy it"
 
 
 def _doc() -> dict[str, Any]:
@@ -91,10 +92,14 @@ def _entry(doc: dict[str, Any], initiative_id: str) -> dict[str, Any]:
             lambda d: _entry(d, "mobility-01")["figures"][0].update(as_of="soon"),
             ["'mobility-01'", "figures.0.as_of"],
         ),
-        (lambda d: d["initiatives"].append(dict(_entry(d, "covid-19-03"))), ["'covid-19-03'",
-                                                                              "duplicate"]),
-        (lambda d: _entry(d, "smart-village-02").update(id="village-02"), ["'village-02'",
-                                                                           "smart-village-"]),
+        (
+            lambda d: d["initiatives"].append(dict(_entry(d, "covid-19-03"))),
+            ["'covid-19-03'", "duplicate"],
+        ),
+        (
+            lambda d: _entry(d, "smart-village-02").update(id="village-02"),
+            ["'village-02'", "smart-village-"],
+        ),
     ],
 )
 def test_broken_entry_is_named(mutate: Any, expected: list[str]) -> None:

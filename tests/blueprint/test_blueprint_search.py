@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.blueprint.support import make_portal, raw_initiatives
 
 from citypulse.blueprint.loader import shipped_blueprint
 from citypulse.blueprint.search import SearchIndex, query_terms
 from citypulse.blueprint.service import index_fields
-from tests.blueprint.support import make_portal, raw_initiatives
 
 ITEMS = shipped_blueprint().initiatives
 INDEX = SearchIndex((i.id, index_fields(i)) for i in ITEMS)
@@ -85,6 +85,11 @@ def test_search_sees_edits(tmp_path: Path) -> None:
     assert not portal.search("智慧停車")
     item = portal.get("mobility-15")
     assert item is not None
-    portal.save_edit("mobility-15", 0, user, "Chinese title from the TD page",
-                     {"title_zh_hant": "自動泊車系統（智慧停車）"})  # fmt: skip
+    portal.save_edit(
+        "mobility-15",
+        0,
+        user,
+        "Chinese title from the TD page",
+        {"title_zh_hant": "自動泊車系統（智慧停車）"},
+    )
     assert portal.search("智慧停車")[0][0] == "mobility-15"

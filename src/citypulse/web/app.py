@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import ORJSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -96,5 +97,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in discover_routers():
         app.include_router(router)
+    # Pages and GeoJSON shrink 10-15x; Starlette leaves text/event-stream uncompressed.
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(LanguagePrefixMiddleware)
     return app
