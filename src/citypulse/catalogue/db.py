@@ -105,6 +105,7 @@ class CatalogueDB:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._merged: dict[tuple[str, str], bytes] = {}
         conn = self.conn()
         with conn:
             conn.executescript(_SCHEMA)
@@ -266,6 +267,13 @@ class CatalogueDB:
         return n
 
     def _merge_group(self, conn: sqlite3.Connection, table: str, new: dict[str, Any]) -> None:
+        # Thousands of datasets name the same publisher: skip merging an identical record.
+        key = (table, str(new["name"]))
+        body = orjson.dumps({k: v for k, v in new.items() if k != "created"},
+                            option=orjson.OPT_SORT_KEYS)
+        if self._merged.get(key) == body:
+            return
+        self._merged[key] = body
         row = conn.execute(f"SELECT data FROM {table} WHERE name = ?", (new["name"],)).fetchone()
         if row is not None:
             old = orjson.loads(row[0])

@@ -375,7 +375,25 @@ class DemoSource:
         self.emitted += 1
         return outcome
 
+    def prime(self, now: datetime | None = None) -> int:
+        """Emit the present payload of every feed (with health), so every dashboard and
+        /status is current within seconds of start-up, before history is backfilled."""
+        now = now or self.sim_now()
+        count = 0
+        for feed_id, sim in self.simulators.items():
+            if self._stopping.is_set():
+                break
+            self._emit(feed_id, _aligned(now, max(1, int(sim.interval_s))))
+            count += 1
+        return count
+
     async def _run(self) -> None:
+        try:
+            await self._threads.run(self.prime)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("demo prime failed")
         try:
             if self.backfill_hours > 0:
                 n = await self._threads.run(self.backfill)

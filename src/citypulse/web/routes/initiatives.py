@@ -81,6 +81,11 @@ async def list_page(request: Request) -> Response:
     lang = request_lang(request)
     try:
         filters = parse_filters(query_lists(request))
+        canonical = filters.query_string()
+        if request.url.query and canonical != "?" + request.url.query:
+            # The filter form submits every field, empty ones too: redirect to the short,
+            # canonical address so shared links stay clean (?area=living, not ?q=&area=living&...).
+            return RedirectResponse(localized_path("/initiatives", lang) + canonical, 302)
         portal = get_portal(request)
         result = portal.select(filters, lang=lang)
     except FilterError as exc:
