@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import zstandard
 
 from citypulse.catalogue.model import (
     Package,
@@ -79,6 +80,21 @@ CREATE TABLE IF NOT EXISTS harvest_todo(
     PRIMARY KEY (source, name)
 );
 """
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def pack(pkg: Mapping[str, Any]) -> bytes:
+    """A package as stored: zstd-compressed JSON (CKAN's package shape is verbose: ~4 KB of
+    JSON a dataset shrinks about 4x, which keeps 50 000 datasets well inside the page cache)."""
+    return zstandard.ZstdCompressor(level=3).compress(orjson.dumps(pkg))
+
+
+def unpack(blob: bytes) -> Any:
+    if blob[:4] == _ZSTD_MAGIC:
+        return orjson.loads(zstandard.ZstdDecompressor().decompress(blob))
+    return orjson.loads(blob)
 
 
 def digest(pkg: Mapping[str, Any]) -> str:
@@ -196,7 +212,7 @@ class CatalogueDB:
         title_sort = str(pkg.get("title") or pkg["name"]).casefold()
         values = (
             pkg["id"], pkg["name"], source, pkg["metadata_modified"], pkg["metadata_created"],
-            title_sort, pkg["num_resources"], pkg["num_tags"], dig, orjson.dumps(pkg),
+            title_sort, pkg["num_resources"], pkg["num_tags"], dig, pack(pkg),
         )
         if row is None:
             # A renamed dataset keeps its id: drop the row under the old name first.
@@ -303,7 +319,7 @@ class CatalogueDB:
         row = self.conn().execute(
             "SELECT data FROM package WHERE name = ? OR id = ? LIMIT 1", (name_or_id, name_or_id)
         ).fetchone()
-        return orjson.loads(row[0]) if row else None
+        return unpack(row[0]) if row else None
 
     def packages_by_rid(self, rids: Sequence[int]) -> list[Package]:
         if not rids:
@@ -313,7 +329,7 @@ class CatalogueDB:
             f"SELECT rid, data FROM package WHERE rid IN ({marks})", list(rids)
         ).fetchall()
         by_rid = {int(r[0]): r[1] for r in rows}
-        return [orjson.loads(by_rid[r]) for r in rids if r in by_rid]
+        return [unpack(by_rid[r]) for r in rids if r in by_rid]
 
     def package_names(self, *, limit: int | None = None, offset: int = 0) -> list[str]:
         sql = "SELECT name FROM package ORDER BY name"
@@ -344,7 +360,7 @@ class CatalogueDB:
         ).fetchone()
         if row is None:
             return None
-        pkg = orjson.loads(row[0])
+        pkg = unpack(row[0])
         for res in pkg["resources"]:
             if res["id"] == resource_id:
                 return pkg, res

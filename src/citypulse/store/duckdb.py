@@ -333,7 +333,8 @@ SELECT id, kind, severity, starts_at, ends_at, title_en, title_zh, body_en, body
 FROM _cp_events
 ON CONFLICT (id) DO UPDATE SET
     kind = excluded.kind, severity = excluded.severity,
-    starts_at = excluded.starts_at, ends_at = excluded.ends_at,
+    -- an update (e.g. traffic news re-announced) never moves an event's start later
+    starts_at = least(events.starts_at, excluded.starts_at), ends_at = excluded.ends_at,
     title_en = excluded.title_en, title_zh = excluded.title_zh,
     body_en = excluded.body_en, body_zh = excluded.body_zh,
     entity_ids = excluded.entity_ids, districts = excluded.districts,
