@@ -39,7 +39,12 @@ from citypulse.catalogue.actions import ActionContext, package_search
 from citypulse.catalogue.harvest import harvest
 from citypulse.catalogue.service import Catalogue
 
-EN_WORDS = (
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+EN_WORDS = _words(
     "traffic speed road journey time bus tram ferry parking vacancy carpark weather rainfall "
     "temperature humidity wind typhoon warning air quality pollution ozone noise water supply "
     "electricity energy solar waste recycling population census household income spending "
@@ -50,15 +55,15 @@ EN_WORDS = (
     "satellite map boundary survey tree slope flood drainage sewage beach swimming pool market "
     "food restaurant hygiene inspection price index employment labour wage survey quarterly "
     "annual monthly daily realtime statistics register directory location facility"
-).split()
-ZH_WORDS = (
+)
+ZH_WORDS = _words(
     "交通 行車速度 道路 行車時間 巴士 電車 渡輪 停車場 空位 天氣 雨量 氣溫 濕度 風速 颱風 警告 "
     "空氣質素 污染 臭氧 噪音 供水 電力 能源 太陽能 廢物 回收 人口 普查 住戶 收入 開支 預算 稅務 "
     "學校 學生 教師 醫院 診所 衞生 疫苗 長者 房屋 公共租住 土地 規劃 建築 許可證 旅遊 酒店 旅客 "
     "博物館 圖書館 公園 體育 場地 區議會 選舉 罪案 警察 消防 救護車 牌照 公司 貿易 出口 進口 港口 "
     "機場 貨物 貨櫃 航班 熱點 寬頻 流動 網絡 地圖 邊界 測量 樹木 斜坡 水浸 渠務 污水 泳灘 泳池 "
     "街市 食物 餐廳 衞生 巡查 價格 指數 就業 勞工 工資 統計 登記冊 位置 設施"
-).split()
+)
 FORMATS = ("CSV", "JSON", "XML", "XLSX", "PDF", "GeoJSON", "API", "ZIP", "KML", "RSS")
 GROUPS = ("transport", "climate-and-weather", "environment", "finance", "population",
           "education", "health", "housing", "development", "recreation-and-culture",
@@ -151,7 +156,7 @@ def queries(n: int, seed: int = 2) -> list[dict[str, Any]]:
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 @contextmanager
@@ -186,7 +191,7 @@ def serve_list_source(packages: list[dict[str, Any]]) -> Iterator[str]:
     names = sorted(by_name)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             bits = [b for b in parts.path.split("/") if b]
             params = {k: v[-1] for k, v in parse_qs(parts.query).items()}

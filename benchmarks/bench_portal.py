@@ -42,7 +42,7 @@ def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
 def build_app(data_dir: str) -> Any:
@@ -77,7 +77,12 @@ def _serve(port: int, data_dir: str) -> None:
     import uvicorn
 
     uvicorn.run(
-        build_app(data_dir), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        build_app(data_dir),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=60,
     )
 
 
@@ -87,7 +92,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _load(base: str, path: str, total: int, concurrency: int) -> dict[str, float]:
+async def _load(
+    base: str, path: str, total: int, concurrency: int, cookies: dict[str, str] | None = None
+) -> dict[str, float]:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -95,7 +102,9 @@ async def _load(base: str, path: str, total: int, concurrency: int) -> dict[str,
     server_ms: list[float] = []
     errors = 0
     sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, timeout=60, cookies=cookies
+    ) as client:
         await client.get(path)  # warm-up (first request builds the portal state)
 
         async def one() -> None:
@@ -172,10 +181,39 @@ def run(quick: bool) -> dict[str, Any]:
             _wait_up(base, proc)
             for path in PAGES:
                 results[f"GET {path}"] = asyncio.run(_load(base, path, total, 200))
+            # Signed-in pages are rendered every time (the page cache is for anonymous readers).
+            cookies = _sign_in(base, data_dir)
+            for path in PAGES[:2]:
+                results[f"GET {path} (signed in, uncached)"] = asyncio.run(
+                    _load(base, path, total // 2, 200, cookies)
+                )
         finally:
             proc.terminate()
             proc.wait(timeout=20)
     return results
+
+
+def _sign_in(base: str, data_dir: str) -> dict[str, str]:
+    import re
+
+    import httpx
+
+    from citypulse.blueprint.db import PortalDB
+
+    PortalDB(Path(data_dir) / "portal.sqlite").add_user("bench", "bench password 1", "editor")
+    with httpx.Client(base_url=base) as c:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text)
+        assert token
+        r = c.post(
+            "/login",
+            data={
+                "username": "bench",
+                "password": "bench password 1",
+                "csrf_token": token.group(1),
+            },
+        )
+        assert r.status_code in (200, 303), r.status_code
+        return {"cp_session": c.cookies["cp_session"]}
 
 
 def _wait_up(base: str, proc: subprocess.Popen[bytes]) -> None:

@@ -140,22 +140,38 @@ def test_garbage_stops_the_source_keeps_what_it_had_and_resumes(
     server, url = replay
     bad = sorted(NAMES)[3]
     server.garbage.add(("package_show", bad))
-    report = harvest(empty_catalogue.db, f"{url}/en-data", batch_size=1)
+    report = harvest(empty_catalogue.db, f"{url}/en-data", concurrency=1, batch_size=2)
     assert not report.complete
     assert report.error is not None and "not JSON" in report.error
-    assert empty_catalogue.db.count() == 3  # the three before the bad one were kept
+    # Sequential: the batch before and the good half of the failing batch were kept.
+    assert sorted(empty_catalogue.db.package_names()) == sorted(NAMES)[:3]
     state = empty_catalogue.db.source_state(report.source)
     assert state["status"] == "interrupted" and "not JSON" in state["last_error"]
-    assert len(empty_catalogue.db.todo(report.source)) == len(NAMES) - 3
+    assert [n for n, _ in empty_catalogue.db.todo(report.source)] == sorted(NAMES)[3:]
 
     server.garbage.clear()
     server.calls.clear()
-    resumed = harvest(empty_catalogue.db, f"{url}/en-data", batch_size=1)
+    resumed = harvest(empty_catalogue.db, f"{url}/en-data")
     assert resumed.resumed and resumed.complete and resumed.error is None
     assert resumed.fetched == len(NAMES) - 3
     assert not any(a == "package_list" for _, a, _ in server.calls)  # plan reused
     assert sorted(empty_catalogue.db.package_names()) == sorted(NAMES)
     assert empty_catalogue.db.source_state(report.source)["status"] == "ok"
+
+
+def test_parallel_fetches_keep_everything_but_the_failure(
+    empty_catalogue: Catalogue, replay: tuple[ReplayCKAN, str]
+) -> None:
+    server, url = replay
+    bad = sorted(NAMES)[2]
+    server.garbage.add(("package_show", bad))
+    report = harvest(empty_catalogue.db, f"{url}/en-data", concurrency=4)
+    assert report.error is not None
+    assert sorted(empty_catalogue.db.package_names()) == sorted(set(NAMES) - {bad})
+    assert [n for n, _ in empty_catalogue.db.todo(report.source)] == [bad]
+    server.garbage.clear()
+    assert harvest(empty_catalogue.db, f"{url}/en-data").fetched == 1
+    assert empty_catalogue.db.count() == len(NAMES)
 
 
 def test_timeout_stops_the_source(
@@ -164,10 +180,9 @@ def test_timeout_stops_the_source(
     server, url = replay
     slow = sorted(NAMES)[1]
     server.delay[("package_show", slow)] = 1.5
-    report = harvest(empty_catalogue.db, f"{url}/en-data", timeout=0.3, retries=0,
-                     batch_size=1)
+    report = harvest(empty_catalogue.db, f"{url}/en-data", timeout=0.3, retries=0)
     assert report.error is not None and "timed out" in report.error
-    assert empty_catalogue.db.count() == 1
+    assert slow not in empty_catalogue.db.package_names()
     server.delay.clear()
     assert harvest(empty_catalogue.db, f"{url}/en-data").complete
     assert empty_catalogue.db.count() == len(NAMES)

@@ -1,28 +1,35 @@
 """Store fixtures: every test in this folder runs once per backend.
 
-Add an engine by extending ``_open`` and ``BACKENDS`` (e.g. "postgres", skipped unless a
-test database URL is configured); the tests themselves only use the protocol.
+Add an engine by extending ``_open`` and ``BACKENDS``; the tests themselves only use the
+protocol. "postgres" runs each test in a fresh database on the throwaway server of
+``scripts/services.sh`` and skips, with the reason, when ``CITYPULSE_TEST_PG_URL`` is unset
+(see ``pg.py``; ``scripts/test.sh`` makes it mandatory).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from citypulse.store.base import TimeSeriesStore
 
-BACKENDS = ["duckdb"]
+BACKENDS = ["duckdb", "postgres"]
 
 StoreFactory = Callable[[], TimeSeriesStore]
 
 
-def _open(backend: str, tmp_path: Path) -> TimeSeriesStore:
+def _open(backend: str, tmp_path: Path, location: dict[str, str]) -> TimeSeriesStore:
     if backend == "duckdb":
         from citypulse.store.duckdb import DuckDBStore
 
         return DuckDBStore(str(tmp_path / "store.duckdb"))
+    if backend == "postgres":
+        from citypulse.store.postgres import PostgresStore
+
+        return PostgresStore(location["postgres"], reconnect_s=5)
     raise ValueError(f"unknown store backend {backend!r}")
 
 
@@ -31,15 +38,21 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
     """Opens a store on the same location each call (to test re-opening); all are closed at
     teardown."""
     opened: list[TimeSeriesStore] = []
+    location: dict[str, str] = {}
+    with ExitStack() as stack:
+        if request.param == "postgres":
+            from .pg import fresh_database
 
-    def factory() -> TimeSeriesStore:
-        store = _open(str(request.param), tmp_path)
-        opened.append(store)
-        return store
+            location["postgres"] = stack.enter_context(fresh_database())
 
-    yield factory
-    for store in opened:
-        store.close()
+        def factory() -> TimeSeriesStore:
+            store = _open(str(request.param), tmp_path, location)
+            opened.append(store)
+            return store
+
+        yield factory
+        for store in opened:
+            store.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from citypulse.model import Batch, Entity, Event, ObservationBuilder
+from citypulse.model import OBSERVATION_SCHEMA, Batch, Entity, Event, ObservationBuilder
 from citypulse.store.base import (
     AppendResult,
     FeedHealth,
@@ -627,3 +627,30 @@ def test_readers_and_a_writer_in_threads(store: TimeSeriesStore) -> None:
     assert seen_counts == sorted(seen_counts)
     [l1, l2] = store.latest("speed_kmh")
     assert l1.ts == l2.ts == T0 + (n_batches * 30 - 1) * MINUTE
+
+
+def test_observations_read_back_raw_rows_with_filters(store: TimeSeriesStore) -> None:
+    rows = [
+        *minutes("td-link:1", 0, 5, 40.0),
+        *minutes("td-link:2", 0, 5, 60.0),
+        ("hko-station:HKO", "temperature_c", T0 + 2 * MINUTE, 28.5, None),
+    ]
+    store.append(make_batch(b"obs", rows, entities=[*LINKS, STATION]))
+    end = T0 + timedelta(hours=1)
+
+    everything = store.observations(T0, end)
+    assert everything.schema.equals(OBSERVATION_SCHEMA)
+    assert everything.num_rows == 11
+    ts = everything.column("ts").to_pylist()
+    assert ts == sorted(ts)
+    assert_utc(ts[0])
+
+    links = store.observations(T0, end, kinds=["td-link"], metrics=["speed_kmh"])
+    assert links.num_rows == 10
+    one = store.observations(T0 + MINUTE, T0 + 3 * MINUTE, entity_ids=["td-link:2"])
+    assert one.column("value").to_pylist() == [61.0, 62.0]  # [start, end): minute 3 excluded
+    assert store.observations(T0, end, metrics=["temperature_c"]).column("value").to_pylist() == [
+        28.5
+    ]
+    assert store.observations(T0, end, limit=3).num_rows == 3
+    assert store.observations(T0, end, kinds=["nothing"]).num_rows == 0

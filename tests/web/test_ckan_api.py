@@ -162,7 +162,7 @@ def test_organizations_groups_tags_resources(ckan: ckanapi.RemoteCKAN) -> None:
 
 def test_get_only_client_and_chinese_site(live: LiveServer) -> None:
     with ckanapi.RemoteCKAN(live.url, get_only=True) as remote:
-        res = remote.action.package_search(q="weather", rows=3)
+        res = remote.action.package_search(q="weather report", rows=3)
         assert res["results"][0]["name"] == "hk-hko-rss-current-weather-report"
     with ckanapi.RemoteCKAN(live.url + "/zh-hant") as remote:
         pkg = remote.action.package_show(id="hk-hko-rss-current-weather-report")
@@ -170,5 +170,5 @@ def test_get_only_client_and_chinese_site(live: LiveServer) -> None:
         assert pkg["title"] == zh["title"]
         assert pkg["organization"]["title"] == zh["organization"]["title"]
         assert pkg["resources"][0]["name"] == zh["resources"][0]["name"]
-        hits = remote.action.package_search(q="天氣")["results"]
+        hits = remote.action.package_search(q="天氣報告")["results"]
         assert hits and hits[0]["name"] == "hk-hko-rss-current-weather-report"

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-
 from tests.blueprint.support import make_app, raw_initiatives, raw_yaml
 
 

@@ -10,7 +10,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from lxml import etree
-
 from tests.blueprint.support import PASSWORD, csrf_from, edit_form, login, make_app
 
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -13,19 +13,25 @@ from urllib.parse import urlsplit
 
 import pytest
 from lxml import etree
-
-from citypulse.store import open_store
 from tests.blueprint.support import PASSWORD, make_app
 from tests.web.conftest import LiveServer, start_server
+
+from citypulse.store import open_store
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -142,11 +148,16 @@ def test_axe_no_violations(
     browser: Any, site: LiveServer, artifacts_dir: Path, name: str, path: str
 ) -> None:
     context, page, escaped = guarded_page(browser, site.url)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(site.url + path)
     page.screenshot(path=str(artifacts_dir / f"portal-{name}.png"), full_page=True)
     violations = axe_violations(page)
     assert violations == [], json.dumps(violations, indent=1)
     assert escaped == []
+    # the only console error allowed is the 404 status of the not-found page itself
+    assert [e for e in errors if "404" not in e] == []
     context.close()
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from lxml import etree, html
+from tests.blueprint.support import FakeStore, make_app, raw_initiatives, raw_yaml
 
 from citypulse.store.base import LatestValue
-from tests.blueprint.support import FakeStore, make_app, raw_initiatives, raw_yaml
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

@@ -70,8 +70,13 @@ def build_feed(
         _sub(entry, "title", heading)
         _sub(entry, "updated", entry_updated(u).isoformat())
         link = f"{base}{prefix}/initiatives/{item.id}"
-        _sub(entry, "link", rel="alternate", href=link + ("#history" if u.kind == "edit" else ""),
-             type="text/html")  # fmt: skip
+        _sub(
+            entry,
+            "link",
+            rel="alternate",
+            href=link + ("#history" if u.kind == "edit" else ""),
+            type="text/html",
+        )
         if u.username:
             a = _sub(entry, "author")
             _sub(a, "name", u.username)

@@ -27,10 +27,19 @@ _PART_MONTH = {"early": 1, "mid": 7, "late": 10}
 _PART_ZH = {"early": "初", "mid": "年中", "late": "底"}
 _UNDATED_ZH = {"undated": "未註明日期", "future": "日後", "later": "其後"}
 _MONTHS_ZH = {
-    "January": "1月", "February": "2月", "March": "3月", "April": "4月", "May": "5月",
-    "June": "6月", "July": "7月", "August": "8月", "September": "9月", "October": "10月",
-    "November": "11月", "December": "12月",
-}  # fmt: skip
+    "January": "1月",
+    "February": "2月",
+    "March": "3月",
+    "April": "4月",
+    "May": "5月",
+    "June": "6月",
+    "July": "7月",
+    "August": "8月",
+    "September": "9月",
+    "October": "10月",
+    "November": "11月",
+    "December": "12月",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -399,9 +399,15 @@ class PortalDB:
                 initiative_id, base_version, self.current_version(initiative_id)
             ) from exc
         return EditRecord(
-            edit_id, initiative_id, base_version + 1, user.username, now, note,
-            dict(before), dict(after),
-        )  # fmt: skip
+            edit_id,
+            initiative_id,
+            base_version + 1,
+            user.username,
+            now,
+            note,
+            dict(before),
+            dict(after),
+        )
 
     def edits(self, initiative_id: str | None = None) -> list[EditRecord]:
         """Edits oldest first (for one initiative, or all)."""

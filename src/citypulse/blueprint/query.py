@@ -52,9 +52,14 @@ class Filters:
     @property
     def active(self) -> bool:
         return bool(
-            self.q or self.areas or self.statuses or self.owner or self.year
-            or self.evidence or self.blueprint
-        )  # fmt: skip
+            self.q
+            or self.areas
+            or self.statuses
+            or self.owner
+            or self.year
+            or self.evidence
+            or self.blueprint
+        )
 
     def params(self, **overrides: Any) -> list[tuple[str, str]]:
         """Canonical GET parameters (defaults left out), for links that keep the filters."""
@@ -254,5 +259,6 @@ def select(
     if filters.page > pages:
         raise FilterError(f"page {filters.page} is past the last page ({pages})")
     start = (filters.page - 1) * filters.per_page
-    return Page(pool[start : start + filters.per_page], total, filters.page, pages,
-                filters.per_page, scores)  # fmt: skip
+    return Page(
+        pool[start : start + filters.per_page], total, filters.page, pages, filters.per_page, scores
+    )

@@ -65,6 +65,7 @@ class Snapshot:
     history: Mapping[str, tuple[EditRecord, ...]]
     edits: tuple[EditRecord, ...]  # all, oldest first
     index: SearchIndex
+    updates_memo: dict[date, list[Update]] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +136,19 @@ class Portal:
         for edit in edits:
             item = current.get(edit.initiative_id)
             if item is None:
-                log.warning("edit %s is for unknown initiative %s; ignored", edit.id,
-                            edit.initiative_id)  # fmt: skip
+                log.warning(
+                    "edit %s is for unknown initiative %s; ignored", edit.id, edit.initiative_id
+                )
                 continue
             try:
                 current[edit.initiative_id] = apply_changes(item, edit.after)
             except ValidationError as exc:
-                log.warning("edit %s of %s no longer validates; ignored: %s", edit.id,
-                            edit.initiative_id, exc)  # fmt: skip
+                log.warning(
+                    "edit %s of %s no longer validates; ignored: %s",
+                    edit.id,
+                    edit.initiative_id,
+                    exc,
+                )
                 continue
             versions[edit.initiative_id] = edit.version
             history.setdefault(edit.initiative_id, []).append(edit)
@@ -182,22 +188,42 @@ class Portal:
     def progress_by_area(self) -> list[Progress]:
         return progress_by_area(self.initiatives())
 
-    def updates(self, limit: int = 10, *, today: date | None = None,
-                area_id: str | None = None) -> list[Update]:  # fmt: skip
+    def updates(
+        self, limit: int = 10, *, today: date | None = None, area_id: str | None = None
+    ) -> list[Update]:
         """Latest progress, newest first: office edits plus milestones whose whole period is
         past ('2026' counts only from 2027) and that are not targets ('Target: ...')."""
         snap = self.snapshot()
         today = today or datetime.now(HKT).date()
+        everything = snap.updates_memo.get(today)
+        if everything is None:
+            everything = self._all_updates(snap, today)
+            snap.updates_memo.clear()
+            snap.updates_memo[today] = everything
+        if area_id:
+            return [u for u in everything if u.initiative.area == area_id][:limit]
+        return everything[:limit]
+
+    @staticmethod
+    def _all_updates(snap: Snapshot, today: date) -> list[Update]:
         out: list[Update] = []
         for edit in snap.edits:
             item = snap.by_id.get(edit.initiative_id)
-            if item is None or (area_id and item.area != area_id):
+            if item is None:
                 continue
-            out.append(Update("edit", item, edit.at.astimezone(HKT).date(), edit.at.isoformat(),
-                              edit.note, edit.username, edit, edit.at))  # fmt: skip
+            out.append(
+                Update(
+                    "edit",
+                    item,
+                    edit.at.astimezone(HKT).date(),
+                    edit.at.isoformat(),
+                    edit.note,
+                    edit.username,
+                    edit,
+                    edit.at,
+                )
+            )
         for item in snap.initiatives:
-            if area_id and item.area != area_id:
-                continue
             for n, m in enumerate(item.milestones):
                 when = parse_loose_date(m.date)
                 if when.start is None or when.end is None or when.end > today:
@@ -206,7 +232,7 @@ class Portal:
                     continue  # a goal, not progress
                 out.append(Update("milestone", item, when.start, m.date, m.event, index=n))
         out.sort(key=lambda u: (u.day, u.at or datetime.min.replace(tzinfo=UTC)), reverse=True)
-        return out[:limit]
+        return out
 
     # -- edits --------------------------------------------------------------------------------
     def save_edit(
@@ -229,8 +255,9 @@ class Portal:
         if not note:
             errors.append(FieldError("note", "A change note is required."))
         elif len(note) > MAX_LENGTHS["note"]:
-            errors.append(FieldError("note", "At most %(n)s characters.",
-                                     {"n": MAX_LENGTHS["note"]}))  # fmt: skip
+            errors.append(
+                FieldError("note", "At most %(n)s characters.", {"n": MAX_LENGTHS["note"]})
+            )
         unknown = set(changes) - set(EDITABLE_FIELDS)
         if unknown:
             raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
@@ -273,8 +300,9 @@ def parse_edit_form(form: Mapping[str, str]) -> tuple[dict[str, Any], list[Field
         if required and not value:
             errors.append(FieldError(name, "This field is required."))
         if len(value) > MAX_LENGTHS.get(name, 4000):
-            errors.append(FieldError(name, "At most %(n)s characters.",
-                                     {"n": MAX_LENGTHS.get(name, 4000)}))  # fmt: skip
+            errors.append(
+                FieldError(name, "At most %(n)s characters.", {"n": MAX_LENGTHS.get(name, 4000)})
+            )
         return value or None
 
     changes["title_en"] = text("title_en", required=True)

@@ -4,13 +4,14 @@ portal's template helpers (bilingual content with a visible 'translation missing
 
 from __future__ import annotations
 
+import gzip
 import hmac
 import os
 import secrets
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -223,9 +224,13 @@ def finish(request: Request, response: Response) -> Response:
     token = getattr(request.state, "portal_new_csrf", None)
     if token:
         response.set_cookie(
-            CSRF_COOKIE, token, path="/", httponly=True, samesite="lax",
+            CSRF_COOKIE,
+            token,
+            path="/",
+            httponly=True,
+            samesite="lax",
             secure=cookie_secure(request),
-        )  # fmt: skip
+        )
     response.headers.setdefault("Cache-Control", "no-store" if _private(request) else "no-cache")
     return response
 
@@ -335,6 +340,75 @@ def _area_name(lang: str, area_id: str) -> str:
     if info is None:
         return area_id
     return info.name_zh if lang.startswith("zh") else info.name_en
+
+
+class PageCache:
+    """Rendered pages for anonymous readers, keyed by language, URL and a data version.
+
+    Most traffic is anonymous and the content changes only when an edit is saved (the key holds
+    the edit-log marker) or a live value changes (the home page puts its live tiles in the key),
+    so a hit skips template rendering entirely. Signed-in users always get a fresh page."""
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[Hashable, tuple[int, bytes, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> tuple[int, bytes, bytes] | None:
+        """(status, body, gzipped body): compressed once here, not on every hit."""
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None:
+                self._data.move_to_end(key)
+            return hit
+
+    def put(self, key: Hashable, status: int, body: bytes) -> None:
+        gz = gzip.compress(body, compresslevel=6, mtime=0)
+        with self._lock:
+            self._data[key] = (status, body, gz)
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+
+def get_page_cache(request: Request) -> PageCache:
+    state = request.app.state
+    cache: PageCache | None = getattr(state, "portal_page_cache", None)
+    if cache is None:
+        with _init_lock:
+            cache = getattr(state, "portal_page_cache", None)
+            if cache is None:
+                cache = PageCache()
+                state.portal_page_cache = cache
+    return cache
+
+
+async def cached_page(
+    request: Request, extra: Hashable, build: Callable[[], Awaitable[Response]]
+) -> Response:
+    """``build()`` once per (language, URL, edit marker, ``extra``) for anonymous readers."""
+    if request.cookies.get(SESSION_COOKIE) and current_session(request) is not None:
+        return await build()
+    key = (
+        request_lang(request),
+        unprefixed_path(request),
+        request.url.query,
+        get_portal(request).snapshot().marker,
+        extra,
+    )
+    cache = get_page_cache(request)
+    hit = cache.get(key)
+    if hit is not None:
+        status, body, gz = hit
+        headers = {"Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"  # the app's GZip middleware passes it through
+            return HTMLResponse(gz, status_code=status, headers=headers)
+        return HTMLResponse(body, status_code=status, headers=headers)
+    response = await build()
+    if response.status_code == 200 and "set-cookie" not in response.headers:
+        cache.put(key, response.status_code, bytes(response.body))
+    return response
 
 
 def error_page(request: Request, status_code: int, title: str, message: str = "") -> Response:

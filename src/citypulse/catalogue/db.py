@@ -157,6 +157,7 @@ class CatalogueDB:
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
+                self._merged.clear()
                 raise
 
     def close(self) -> None:
@@ -284,12 +285,12 @@ class CatalogueDB:
 
     def _merge_group(self, conn: sqlite3.Connection, table: str, new: dict[str, Any]) -> None:
         # Thousands of datasets name the same publisher: skip merging an identical record.
-        key = (table, str(new["name"]))
+        cache_key = (table, str(new["name"]))
         body = orjson.dumps({k: v for k, v in new.items() if k != "created"},
                             option=orjson.OPT_SORT_KEYS)
-        if self._merged.get(key) == body:
+        if self._merged.get(cache_key) == body:
             return
-        self._merged[key] = body
+        self._merged[cache_key] = body
         row = conn.execute(f"SELECT data FROM {table} WHERE name = ?", (new["name"],)).fetchone()
         if row is not None:
             old = orjson.loads(row[0])

@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
-import orjson
 import numpy.typing as npt
+import orjson
 
 from citypulse.catalogue.errors import SearchQueryError
 from citypulse.catalogue.model import segment_cjk

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from citypulse.store.bus import Bus
 
 log = logging.getLogger(__name__)
 
-Source = Literal["poll", "replay", "backfill", "simulator"]
+Source = Literal["poll", "replay", "backfill", "simulator", "push"]
 Status = Literal["stored", "duplicate", "quarantined", "error"]
 
 PARSER_CRASH = "parser-crash"
@@ -97,6 +98,12 @@ def observed_entities(batch: Batch) -> int:
     return len(batch.entities)
 
 
+StoredHook = Callable[[FeedSpec, Batch, IngestOutcome], None]
+"""Called with every batch just stored (never for duplicates or quarantined payloads): the bus
+carries only summaries, so consumers that need the rows themselves (the alert engine) hook in
+here. Runs in the ingest worker thread; a hook that raises is logged and ignored."""
+
+
 class Pipeline:
     """Archive, dedupe, parse, store, publish and record health for one payload at a time.
 
@@ -104,10 +111,18 @@ class Pipeline:
     threads, several at once for different feeds, so the store must be thread-safe.
     """
 
-    def __init__(self, store: TimeSeriesStore, archive: RawArchive, bus: Bus | None = None):
+    def __init__(
+        self,
+        store: TimeSeriesStore,
+        archive: RawArchive,
+        bus: Bus | None = None,
+        *,
+        on_stored: Iterable[StoredHook] = (),
+    ):
         self.store = store
         self.archive = archive
         self.bus = bus
+        self.on_stored: list[StoredHook] = list(on_stored)
         self._lock = threading.Lock()
         self._quarantined: dict[str, str] = {}  # sha256 -> reason, oldest first
 
@@ -185,6 +200,7 @@ class Pipeline:
             data_end=end,
         )
         self._publish(spec, outcome, at)
+        self._notify_stored(spec, batch, outcome)
         if record_health:
             self._record_fetch(spec.id, ok=True, rows=rows, data_ts=end)
         return outcome
@@ -292,6 +308,13 @@ class Pipeline:
                 self.bus.publish(topic, summary)
             except Exception:
                 log.exception("publishing %s on %s failed", spec.id, topic)
+
+    def _notify_stored(self, spec: FeedSpec, batch: Batch, outcome: IngestOutcome) -> None:
+        for hook in self.on_stored:
+            try:
+                hook(spec, batch, outcome)
+            except Exception:
+                log.exception("on_stored hook %r failed for %s", hook, spec.id)
 
     def _record_fetch(
         self,

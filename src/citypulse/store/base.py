@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+import pyarrow as pa
+
 from citypulse.model import Batch, Entity, Event
 
 
@@ -131,6 +133,39 @@ class TimeSeriesStore(Protocol):
         end: datetime,
         bucket: timedelta,
     ) -> list[AggregatePoint]: ...
+
+    def observations_frame(
+        self,
+        metric: str,
+        kind: str | None,
+        start: datetime,
+        end: datetime,
+        *,
+        bucket: timedelta | None = None,
+    ) -> pa.Table:
+        """Every entity's observations of ``metric`` in [start, end) as one Arrow table, for
+        bulk analytics (one query instead of one ``series`` call per entity). Columns:
+        ``entity_id`` (string), ``ts`` (timestamp us UTC), ``value`` (float64, never null),
+        ``n`` (int64); ``kind`` (None: any) limits it to entities of that kind. With
+        ``bucket``: one row per entity and epoch-aligned bucket, ``value`` the bucket mean,
+        ``ts`` its start and ``n`` the observations averaged; without: raw rows, ``n`` = 1.
+        Rows come in no particular order."""
+        ...
+
+    def observations(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        kinds: Sequence[str] | None = None,
+        entity_ids: Sequence[str] | None = None,
+        metrics: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
+        """Raw observations with ts in [start, end), optionally limited to entities of
+        ``kinds``, to ``entity_ids`` and to ``metrics``, ordered by (ts, entity_id, metric), as
+        an Arrow table in OBSERVATION_SCHEMA (bulk downloads, Parquet export, migration)."""
+        ...
 
     def events(
         self,

@@ -36,10 +36,15 @@ router = APIRouter(include_in_schema=False)
 def _expired_form(request: Request) -> Response:
     lang = request_lang(request)
     return error_page(
-        request, 403, "Form expired",
-        gettext(lang, "The form was not accepted (security token missing or out of date). "
-                      "Go back, reload the page and try again."),
-    )  # fmt: skip
+        request,
+        403,
+        "Form expired",
+        gettext(
+            lang,
+            "The form was not accepted (security token missing or out of date). "
+            "Go back, reload the page and try again.",
+        ),
+    )
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -31,6 +31,7 @@ router = APIRouter()
 
 PAGE_SIZE = 20
 FACET_SHOWN = 10
+FACET_LIMIT = 50
 PREVIEW_ROWS = 20
 DCAT_PAGE = 1000
 SORTS = {
@@ -101,7 +102,7 @@ def _query_url(request: Request, params: list[tuple[str, str]]) -> str:
 
 def _facet_title(cat: Catalogue, fname: str, value: str, lang: str) -> str:
     if fname in ("organization", "groups"):
-        g = cat.db.group(value, organizations=fname == "organization")
+        g = cat.index().groups.get((fname, value))
         if g is not None:
             return pick_text(g.get("title_translated"), lang, str(g.get("title") or value))
     if fname == "license_id":
@@ -135,7 +136,7 @@ def dataset_search_page(
     try:
         result = cat.search(SearchParams(
             q=q, fq=[fq], sort=SORTS[sort_key], rows=PAGE_SIZE, start=(page - 1) * PAGE_SIZE,
-            facet_fields=list(FACET_FIELDS), facet_limit=-1,
+            facet_fields=list(FACET_FIELDS), facet_limit=FACET_LIMIT,
         ))
     except Exception as exc:  # a query the search cannot run: show it, with no results
         from citypulse.catalogue.errors import SearchQueryError

@@ -21,6 +21,8 @@ from citypulse.blueprint.query import (
     BLUEPRINTS,
     SORTS,
     FilterError,
+    Filters,
+    Page,
     milestone_years,
     owner_codes,
     parse_filters,
@@ -36,6 +38,7 @@ from citypulse.blueprint.service import (
 from citypulse.blueprint.web import (
     CSRF_FIELD,
     STATUS_LABELS,
+    cached_page,
     csrf_ok,
     error_page,
     get_portal,
@@ -90,6 +93,11 @@ async def list_page(request: Request) -> Response:
         result = portal.select(filters, lang=lang)
     except FilterError as exc:
         return _bad_filter(request, exc)
+    return await cached_page(request, None, lambda: _list_page(request, filters, result))
+
+
+async def _list_page(request: Request, filters: Filters, result: Page) -> Response:
+    portal = get_portal(request)
     everything = portal.initiatives()
     return page(
         request,
@@ -125,10 +133,23 @@ def _cell(value: Any) -> str:
 
 
 CSV_COLUMNS = (
-    "id", "area", "title_en", "title_zh_hant", "status", "status_as_of", "owner",
-    "first_blueprint", "new_in_blueprint_2", "evidence", "area_basis", "summary",
-    "summary_zh_hant", "milestones", "sources", "url",
-)  # fmt: skip
+    "id",
+    "area",
+    "title_en",
+    "title_zh_hant",
+    "status",
+    "status_as_of",
+    "owner",
+    "first_blueprint",
+    "new_in_blueprint_2",
+    "evidence",
+    "area_basis",
+    "summary",
+    "summary_zh_hant",
+    "milestones",
+    "sources",
+    "url",
+)
 
 
 @router.get("/initiatives.csv")
@@ -145,11 +166,23 @@ async def list_csv(request: Request) -> Response:
     base = str(request.base_url).rstrip("/")
     for i in result.items:
         row = [
-            i.id, i.area, i.title_en, i.title_zh_hant, i.status, i.status_as_of, i.owner,
-            i.first_blueprint, i.new_in_blueprint_2, i.evidence, i.area_basis, i.summary,
-            i.summary_zh_hant, "; ".join(f"{m.date}: {m.event}" for m in i.milestones),
-            " | ".join(i.sources), f"{base}/initiatives/{i.id}",
-        ]  # fmt: skip
+            i.id,
+            i.area,
+            i.title_en,
+            i.title_zh_hant,
+            i.status,
+            i.status_as_of,
+            i.owner,
+            i.first_blueprint,
+            i.new_in_blueprint_2,
+            i.evidence,
+            i.area_basis,
+            i.summary,
+            i.summary_zh_hant,
+            "; ".join(f"{m.date}: {m.event}" for m in i.milestones),
+            " | ".join(i.sources),
+            f"{base}/initiatives/{i.id}",
+        ]
         writer.writerow([_cell(v) for v in row])
     return Response(
         buf.getvalue().encode("utf-8"),
@@ -181,19 +214,23 @@ async def detail_page(request: Request, initiative_id: str) -> Response:
     if item is None:
         return _not_found(request)
     saved = request.query_params.get("saved", "")
-    history = list(reversed(portal.history(initiative_id)))
-    return page(
-        request,
-        "portal/detail.html",
-        {
-            "item": item,
-            "area": area_info(item.area),
-            "version": portal.version(initiative_id),
-            "history": history,
-            "saved": saved.isdigit() and int(saved) == portal.version(initiative_id),
-            "field_note": portal.data.field_note,
-        },
-    )
+
+    async def build() -> Response:
+        assert item is not None
+        return page(
+            request,
+            "portal/detail.html",
+            {
+                "item": item,
+                "area": area_info(item.area),
+                "version": portal.version(initiative_id),
+                "history": list(reversed(portal.history(initiative_id))),
+                "saved": saved.isdigit() and int(saved) == portal.version(initiative_id),
+                "field_note": portal.data.field_note,
+            },
+        )
+
+    return await cached_page(request, None, build)
 
 
 def _form_values(item: Initiative) -> dict[str, str]:
@@ -256,10 +293,15 @@ async def edit_submit(request: Request, initiative_id: str) -> Response:
     form = _text_form(await request.form())
     if not csrf_ok(request, form.get(CSRF_FIELD)):
         return error_page(
-            request, 403, "Form expired",
-            gettext(lang, "The form was not accepted (security token missing or out of date). "
-                          "Go back, reload the page and try again."),
-        )  # fmt: skip
+            request,
+            403,
+            "Form expired",
+            gettext(
+                lang,
+                "The form was not accepted (security token missing or out of date). "
+                "Go back, reload the page and try again.",
+            ),
+        )
     raw_version = form.get("version", "")
     if not raw_version.isdigit():
         return error_page(request, 400, "Bad request", gettext(lang, "The form has no version."))
@@ -276,8 +318,13 @@ async def edit_submit(request: Request, initiative_id: str) -> Response:
             current = portal.get(initiative_id) or item
             newer = [e for e in portal.history(initiative_id) if e.version > base_version]
             ctx = _edit_context(current, exc.current_version, values, [], note)
-            ctx.update({"base_version": base_version, "newer": newer,
-                        "current_values": _form_values(current)})  # fmt: skip
+            ctx.update(
+                {
+                    "base_version": base_version,
+                    "newer": newer,
+                    "current_values": _form_values(current),
+                }
+            )
             return page(request, "portal/conflict.html", ctx, status_code=409)
         else:
             target = localized_path(f"/initiatives/{initiative_id}", lang)
