@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     max_payload_bytes: int = 50 * 1024 * 1024
     languages: list[str] = Field(default_factory=lambda: ["en", "zh-Hant"])
     secret_key: str = ""
+    # Secure cookies: None = only when the request came over HTTPS; True behind a TLS proxy.
+    cookie_secure: bool | None = None
 
     @property
     def store_url(self) -> str:

@@ -43,8 +43,9 @@ from citypulse.analytics.history import FloatArray, Grid, IntArray, hour_of_day,
 HORIZONS_MIN = (15, 30, 60)
 RECENT_BINS = 3
 """A forecast needs a reading in the last 3 bins (15 minutes) to know the present."""
-MIN_HISTORY_BINS = 7 * 288 // 2
-"""Half a week of 5-minute bins: less than that and the profile is mostly guessed."""
+MIN_HISTORY_BINS = int(0.8 * 7 * 288)
+"""80 % of a week of 5-minute bins (~5.6 days with readings): the forecast stands on the
+link's time-of-week profile, which needs most of a week to exist at all."""
 MAX_TRAIN_ROWS = 60_000
 THREADS = 1
 """OpenMP threads for scikit-learn: one. On the shared 2-core host a second OpenMP thread made
@@ -232,19 +233,21 @@ def forecast_latest(
     grid: Grid,
     baseline: Baseline,
     entity_ids: Sequence[str] | None = None,
+    origin: int | None = None,
 ) -> list[LinkForecast]:
-    """Forecast every row of ``grid`` from its last bin with data anywhere in the grid (the
-    origin), refusing links with too little history or no recent reading."""
+    """Forecast rows of ``grid`` from bin ``origin`` (default: the newest bin with data for any
+    row), refusing links with too little history or no reading in the last 15 minutes."""
     ids = list(entity_ids) if entity_ids is not None else list(grid.entity_ids)
     sub = grid.rows(ids) if tuple(ids) != grid.entity_ids else grid
-    origin = sub.last_bin_with_data()
     if origin is None:
+        origin = sub.last_bin_with_data()
+    if origin is None or origin < 0 or origin >= sub.n_bins:
         return [
             LinkForecast(e, None, (), None, None, "no-recent-data", "no readings in the window")
             for e in ids
         ]
     extra = max(horizon_bins(m, sub.step_s) for m in model.horizons_min)
-    # Keep the origin the last real column: targets then fall in the extra profile columns.
+    # The origin is the last real column: targets fall in the extra (profile-only) columns.
     trimmed = Grid(sub.entity_ids, sub.start, sub.step, sub.values[:, : origin + 1])
     p = prepare(trimmed, baseline, extra_bins=extra)
     preds = {
@@ -253,20 +256,20 @@ def forecast_latest(
     }
     base = p.baseline
     issued = trimmed.bin_time(origin) + trimmed.step
+    need_h = MIN_HISTORY_BINS * trimmed.step_s / 3600
     out: list[LinkForecast] = []
     for i, e in enumerate(ids):
         row = trimmed.values[i]
         seen = np.flatnonzero(~np.isnan(row))
         last_j = int(seen[-1]) if seen.size else None
-        last_v = float(row[last_j]) if last_j is not None else None
+        last_v = round(float(row[last_j]), 1) if last_j is not None else None
         last_t = trimmed.bin_time(last_j) if last_j is not None else None
+        have_h = int(base.history_bins[i]) * trimmed.step_s / 3600
         if base.history_bins[i] < MIN_HISTORY_BINS or not model.fitted:
-            have = int(base.history_bins[i]) * trimmed.step_s / 3600
-            need = MIN_HISTORY_BINS * trimmed.step_s / 3600
             out.append(LinkForecast(
                 e, issued, (), last_v, last_t, "insufficient-history",
-                f"{have:.1f} h of 5-minute history; a forecast needs at least {need:.0f} h "
-                "(half a week) to learn this link's weekly pattern",
+                f"{have_h:.1f} h of history with readings; a forecast needs at least "
+                f"{need_h:.0f} h (most of a week) to learn this link's weekly pattern",
             ))
             continue
         if last_j is None or origin - last_j >= RECENT_BINS:
@@ -281,10 +284,10 @@ def forecast_latest(
             if math.isfinite(v):
                 target = trimmed.bin_time(origin + horizon_bins(m, trimmed.step_s))
                 points.append((m, target, round(float(v), 1)))
-        if not points:
+        if len(points) < len(model.horizons_min):
             out.append(LinkForecast(
                 e, issued, (), last_v, last_t, "insufficient-history",
-                "no weekly profile at the target times yet",
+                "this link's weekly pattern has no history at the target times yet",
             ))
             continue
         out.append(LinkForecast(e, issued, tuple(points), last_v, last_t))

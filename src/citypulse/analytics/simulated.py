@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 
 from citypulse.feeds.reference import SpeedmapLink, link_name, speedmap_links
-from citypulse.model import Entity
-from citypulse.analytics.history import FloatArray, IntArray
+from citypulse.model import OBSERVATION_SCHEMA, Batch, Entity
+from citypulse.analytics.history import SPEED_METRIC, FloatArray, IntArray
 from citypulse.simulate.profile import (
     Incident,
     free_flow_kmh,
@@ -185,3 +185,23 @@ def simulate_history(
         names=["entity_id", "ts", "value"],
     )
     return SimulatedHistory(frame, [link_entity(x) for x in chosen], list(incidents), start, end)
+
+
+def to_batch(history: SimulatedHistory, feed_id: str = "td-speedmap") -> Batch:
+    """The history as one store batch (``speed_kmh`` observations + link entities), as if
+    every simulated payload had been ingested."""
+    n = history.frame.num_rows
+    table = pa.Table.from_arrays(
+        [
+            history.frame.column("entity_id"),
+            pa.repeat(pa.scalar(SPEED_METRIC, pa.string()), n),
+            history.frame.column("ts"),
+            history.frame.column("value"),
+            pa.nulls(n, pa.string()),
+        ],
+        schema=OBSERVATION_SCHEMA,
+    )
+    tag = f"simulated:{history.start.isoformat()}:{history.end.isoformat()}:{n}".encode()
+    batch = Batch.build(feed_id, tag, history.end, entities=history.entities)
+    batch.observations = table
+    return batch

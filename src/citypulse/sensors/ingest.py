@@ -206,6 +206,13 @@ class SensorIngest:
         self.stats.count(result, received)
         return result
 
+    def refuse(self, reason: str, detail: str, *, transport: str = "http") -> SubmitResult:
+        """Count and return a refusal decided before :meth:`submit` (e.g. an oversized body
+        the HTTP layer stopped reading)."""
+        result = SubmitResult(reason, detail, None, transport=transport)
+        self.stats.count(result, utc(self.clock()))
+        return result
+
     # -- steps -------------------------------------------------------------------------------
 
     def _submit(

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from citypulse.model import utc
 from citypulse.sensors.schema import SCHEMA_ID
 from citypulse.simulate import _hk_weather as wx
 
@@ -102,7 +103,7 @@ DEVICES: tuple[Device, ...] = _devices()
 
 def slot(at: datetime) -> datetime:
     """The 5-minute grid slot containing ``at``."""
-    at = wx.local(at).astimezone(at.tzinfo)
+    at = utc(at)
     return at.replace(minute=at.minute - at.minute % 5, second=0, microsecond=0)
 
 
@@ -140,10 +141,10 @@ def _detections(device: Device, at: datetime) -> list[dict[str, Any]]:
     dusk = 17 <= lt.hour < 22 or 5 <= lt.hour < 7
     r = wx.rng_for("sv-det", device.device_id, at.isoformat())
     if device.sensor_type == "dumping":
-        if r.random() < (0.02 if night else 0.004):
+        if r.random() < (0.01 if night else 0.002):
             return [{"detection": "illegal-dumping", "confidence": round(r.uniform(0.5, 0.98), 2),
                      "ts": (at - timedelta(seconds=r.randrange(300))).isoformat()}]
-    elif device.sensor_type == "wildlife" and r.random() < (0.05 if night or dusk else 0.01):
+    elif device.sensor_type == "wildlife" and r.random() < (0.03 if night or dusk else 0.006):
         return [{"detection": "wild-animal", "confidence": round(r.uniform(0.6, 0.99), 2),
                  "species": r.choice(device.village.animals),
                  "ts": (at - timedelta(seconds=r.randrange(300))).isoformat()}]

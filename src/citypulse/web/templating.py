@@ -32,6 +32,7 @@ def render(
     lang = request_lang(request)
     path = str(getattr(request.state, "unprefixed_path", request.url.path))
     settings = getattr(request.app.state, "settings", None)
+    query = f"?{request.url.query}" if request.url.query else ""
     ctx: dict[str, Any] = {
         "request": request,
         "lang": lang,
@@ -39,7 +40,8 @@ def render(
         "_": lambda s: gettext(lang, s),
         "pick": lambda en, zh: pick(lang, en, zh),
         "url": lambda p: localized_path(p, lang),
-        "alt_urls": {t: localized_path(path, t) for t in LANGUAGES},
+        # The same page in each language, filters included (a list keeps its query).
+        "alt_urls": {t: localized_path(path, t) + query for t in LANGUAGES},
         "languages": LANGUAGES,
         "current_path": path,
         "demo": bool(getattr(settings, "demo", False)),

@@ -135,6 +135,9 @@ class Tile(_Strict):
     query: Query
     view: View
     width: Literal["third", "half", "two-thirds", "full"] = "half"
+    topics: tuple[str, ...] = ()
+    """Bus topics that refresh this tile besides its feeds' (feeds not in the registry, such as
+    pushed sensor data)."""
     source: Text | None = None
     optional: bool = False
     """Hide the tile entirely when its query returns nothing (e.g. vaccinations)."""
@@ -143,6 +146,8 @@ class Tile(_Strict):
 class Dashboard(_Strict):
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")]
     title: Text
+    heading: Text | None = None
+    """The page's h1 when it differs from the menu title."""
     lede: Text
     nav: bool = True
     params: tuple[Literal["district", "vehicle", "start", "end", "lat", "lon"], ...] = ()
@@ -162,6 +167,21 @@ class Dashboard(_Strict):
         seen: dict[str, None] = {}
         for t in self.tiles:
             seen.update(dict.fromkeys(t.feeds))
+        return tuple(seen)
+
+    def topics(self) -> tuple[str, ...]:
+        """SSE topics that carry this dashboard's updates: each registered feed's first topic
+        (the pipeline publishes every message on all of a feed's topics) plus declared ones."""
+        from citypulse.feeds.registry import all_feeds
+
+        specs = all_feeds()
+        seen: dict[str, None] = {}
+        for t in self.tiles:
+            for f in t.feeds:
+                spec = specs.get(f)
+                if spec is not None:
+                    seen[spec.topics[0] if spec.topics else f"feed.{f}"] = None
+            seen.update(dict.fromkeys(t.topics))
         return tuple(seen)
 
 

@@ -71,6 +71,10 @@ class TileView:
     def pick(self, en: str | None, zh: str | None) -> str:
         return pick(self.lang, en, zh)
 
+    def picked(self, names: dict[str, dict[str, str]]) -> dict[str, str]:
+        """{code: {en, zh}} -> {code: name in this language}."""
+        return {k: pick(self.lang, n.get("en"), n.get("zh")) for k, n in names.items()}
+
     def name(self, row: Row) -> str:
         return pick(self.lang, row.name_en, row.name_zh) or row.id
 
