@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import itertools
 import json
 import subprocess
 import sys
@@ -87,7 +88,7 @@ def ring(indexes: list[int], arcs: list[Ring]) -> Ring:
 def area_centroid(r: Ring) -> tuple[float, float, float]:
     """Signed area and centroid of a ring (planar lon/lat: fine at district scale)."""
     a = cx = cy = 0.0
-    for (x0, y0), (x1, y1) in zip(r, r[1:], strict=False):
+    for (x0, y0), (x1, y1) in itertools.pairwise(r):
         cross = x0 * y1 - x1 * y0
         a += cross
         cx += (x0 + x1) * cross

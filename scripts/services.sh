@@ -5,6 +5,8 @@
 #   bash scripts/services.sh stop ENV_FILE    # stop both and delete their data
 #   bash scripts/services.sh install          # apt-get the Debian packages when missing
 #
+# Environment: PG_DURABLE=1 keeps fsync on (benchmarks), PG_SHARED_BUFFERS=1GB sizes the cache.
+#
 # Both listen on 127.0.0.1 at free ports with their data in a temp dir, so several test runs
 # on one machine never collide and nothing outlives `stop`. PostgreSQL refuses to run as root:
 # as root the cluster belongs to the `postgres` system user (runuser), else to the caller.
@@ -53,12 +55,14 @@ start() {
 listen_addresses = '127.0.0.1'
 port = $pg_port
 unix_socket_directories = '$pgdata'
-fsync = off
-full_page_writes = off
 max_connections = 200
-shared_buffers = 128MB
+shared_buffers = ${PG_SHARED_BUFFERS:-128MB}
 timezone = 'UTC'
 EOF
+  # Benchmarks set PG_DURABLE=1: a production-like cluster that fsyncs.
+  if [ "${PG_DURABLE:-0}" != "1" ]; then
+    printf "fsync = off\nfull_page_writes = off\n" >>"$pgdata/postgresql.conf"
+  fi
   as_owner "$PG_BIN/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 start >/dev/null \
     || { cat "$pgdata/server.log" >&2; exit 1; }
   "$PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 \

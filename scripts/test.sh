@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# The MQTT broker for the Smart Village sensor tests (started by the tests on 127.0.0.1).
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need_apt+=(mosquitto)
 # A CJK font, so Chinese pages render in browser screenshots (not needed for assertions).
 fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || need_apt+=(fonts-wqy-zenhei)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -24,4 +26,14 @@ done
 
 python3 -m ruff check src tests
 python3 -m mypy src
+
+# Throwaway PostgreSQL (+ pg_partman) and Redis for the scale-out half of the suite: the store
+# tests run on DuckDB and PostgreSQL alike. They are mandatory here (no silent skip).
+services_env=$(mktemp)
+trap 'bash scripts/services.sh stop "$services_env"' EXIT
+bash scripts/services.sh start "$services_env"
+# shellcheck disable=SC1090
+source "$services_env"
+export CITYPULSE_REQUIRE_SERVICES=1
+
 python3 -m pytest -q -p no:cacheprovider "$@"

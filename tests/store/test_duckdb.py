@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import textwrap
 import threading
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
+from citypulse.model import Event
 from citypulse.store import open_store
-from citypulse.store.duckdb import SCHEMA_VERSION, DuckDBStore, StoreLockedError
+from citypulse.store.base import PayloadRecord
+from citypulse.store.duckdb import (
+    SCHEMA_VERSION,
+    DuckDBStore,
+    StoreLockedError,
+    _classify,
+    _classify_unique_keys,
+)
 
-from .test_store import LINKS, make_batch, minutes
+from .test_store import LINKS, MINUTE, T0, Row, make_batch, minutes
 
 TABLES = ["entities", "observations", "latest", "events", "payloads", "feed_health"]
 
@@ -202,3 +212,196 @@ def test_cursors_of_finished_threads_are_closed(tmp_path: Path) -> None:
             t.join()
         store.count_observations()  # this thread's cursor; the finished threads' are closed
         assert len(store._cursors) <= 3  # writer, this thread, the last finished thread
+
+
+# -- the writer's caches (see _FileState): they follow committed state only -----------------
+
+
+def _stored(store: DuckDBStore) -> tuple[dict[tuple[str, str], int], list[Any]]:
+    """``latest`` (epoch us per key) and every observation, read with SQL."""
+    latest = {
+        (e, m): ts for e, m, ts in store._read("SELECT entity_id, metric, epoch_us(ts) FROM latest")
+    }
+    rows = store._read(
+        "SELECT entity_id, metric, epoch_us(ts), value, label FROM observations ORDER BY ALL"
+    )
+    return latest, rows
+
+
+def _assert_mirror_is_table(store: DuckDBStore) -> None:
+    mirror = store._state.latest
+    assert mirror is not None
+    assert mirror == _stored(store)[0]
+
+
+def test_latest_mirror_matches_a_plain_model(tmp_path: Path) -> None:
+    """Random small batches (fresh, stale, repeated rows, new keys, two metrics): after every
+    append the mirror equals ``latest``, and the store equals a plain-Python model."""
+    rng = random.Random(7)
+    model: dict[tuple[str, str, datetime], tuple[float, str | None]] = {}
+    with DuckDBStore(str(tmp_path / "m.duckdb")) as store:
+        for i in range(40):
+            rows: list[Row] = []
+            for _ in range(rng.randrange(1, 25)):
+                minute = rng.randrange(0, 60)
+                rows.append(
+                    (
+                        f"e{rng.randrange(6)}",
+                        rng.choice(["speed_kmh", "volume"]),
+                        T0 + minute * MINUTE,
+                        float(rng.randrange(1000)),
+                        rng.choice([None, "good"]),
+                    )
+                )
+            if rows and rng.random() < 0.3:
+                rows.append((*rows[0][:3], -1.0, "repeat"))  # first occurrence wins
+            written = store.append(make_batch(f"b{i}".encode(), rows)).observations_written
+            new = 0
+            for e, m, ts, value, label in rows:
+                if (e, m, ts) not in model:
+                    model[(e, m, ts)] = (value, label)
+                    new += 1
+            assert written == new
+            _assert_mirror_is_table(store)
+        latest, stored = _stored(store)
+        us = {k: int(k[2].timestamp() * 1_000_000) for k in model}
+        assert stored == sorted((e, m, us[(e, m, ts)], *model[(e, m, ts)]) for e, m, ts in model)
+        newest: dict[tuple[str, str], int] = {}
+        for (e, m, _), stamp in us.items():
+            newest[(e, m)] = max(newest.get((e, m), stamp), stamp)
+        assert latest == newest
+        for value in store.latest("speed_kmh") + store.latest("volume"):
+            key = (value.entity_id, value.metric, value.ts)
+            assert (value.value, value.label) == model[key]
+
+
+def test_failed_append_leaves_the_caches_as_committed(tmp_path: Path) -> None:
+    with DuckDBStore(str(tmp_path / "f.duckdb")) as store:
+        store.append(make_batch(b"1", minutes("td-link:1", 0, 5), entities=LINKS[:1]))
+        before = dict(store._state.latest or {})
+        moved = replace(LINKS[0], lat=22.5)
+        bad_event = Event("ev-bad", "traffic", None, T0)  # type: ignore[arg-type]
+        with pytest.raises(duckdb.Error):
+            store.append(
+                make_batch(
+                    b"2",
+                    minutes("td-link:1", 5, 10) + minutes("td-link:2", 0, 3),
+                    entities=[moved],
+                    events=[bad_event],
+                )
+            )
+        assert store._state.latest == before
+        _assert_mirror_is_table(store)
+        assert store._state.entities["td-link:1"][0] is LINKS[0]
+        # The same rows, now without the bad event, are all written and move latest.
+        result = store.append(
+            make_batch(
+                b"3", minutes("td-link:1", 5, 10) + minutes("td-link:2", 0, 3), entities=[moved]
+            )
+        )
+        assert (result.observations_written, result.entities_upserted) == (8, 1)
+        _assert_mirror_is_table(store)
+        assert store.entity("td-link:1") == moved
+        assert [(v.entity_id, v.ts) for v in store.latest("speed_kmh")] == [
+            ("td-link:1", T0 + 9 * MINUTE),
+            ("td-link:2", T0 + 2 * MINUTE),
+        ]
+
+
+def test_latest_mirror_is_reloaded_after_reopen_and_bulk_batches(tmp_path: Path) -> None:
+    path = str(tmp_path / "r.duckdb")
+    with DuckDBStore(path) as store:
+        store.append(make_batch(b"1", minutes("td-link:1", 0, 10)))
+        assert store._state.latest is not None
+    with DuckDBStore(path) as store:
+        assert store._state.latest is None  # the file may have changed while closed
+        # Stale (0..9, stored), and fresh rows in one batch.
+        assert store.append(make_batch(b"2", minutes("td-link:1", 5, 15))).observations_written == 5
+        _assert_mirror_is_table(store)
+        # A batch too big to plan goes through SQL and drops the mirror on commit ...
+        big = [r for i in range(30) for r in minutes(f"e{i}", 0, 700)]
+        assert store.append(make_batch(b"big", big)).observations_written == 21_000
+        assert store._state.latest is None
+        # ... which the next small batch reloads.
+        assert store.append(make_batch(b"3", minutes("e0", 690, 701))).observations_written == 1
+        _assert_mirror_is_table(store)
+        assert store.count_observations() == 15 + 21_000 + 1
+    Path(path).unlink()
+    with DuckDBStore(path) as store:
+        assert store.append(make_batch(b"1", minutes("td-link:1", 0, 3))).observations_written == 3
+        _assert_mirror_is_table(store)
+
+
+def test_a_mirror_behind_the_table_is_caught(tmp_path: Path) -> None:
+    """Never expected, but if the mirror ever lagged ``latest`` it would take stored rows
+    for new ones: the write of ``latest`` notices, and the batch is stored with plain SQL."""
+    with DuckDBStore(str(tmp_path / "s.duckdb")) as store:
+        store.append(make_batch(b"1", minutes("td-link:1", 0, 10)))
+        mirror = store._state.latest
+        assert mirror is not None
+        mirror[("td-link:1", "speed_kmh")] -= 5 * 60_000_000  # five minutes behind
+        again = store.append(make_batch(b"2", minutes("td-link:1", 4, 10, value=99.0)))
+        assert again.observations_written == 0
+        assert store.count_observations() == 10
+        [one] = store.latest("speed_kmh")
+        assert (one.ts, one.value) == (T0 + 9 * MINUTE, 9.0)
+        store.append(make_batch(b"3", minutes("td-link:1", 10, 11)))
+        _assert_mirror_is_table(store)
+
+
+def test_entities_passed_again_as_the_same_objects_are_not_serialised(tmp_path: Path) -> None:
+    with DuckDBStore(str(tmp_path / "i.duckdb")) as store:
+        assert store.upsert_entities(LINKS) == 2
+        assert store._state.entities[LINKS[0].id][0] is LINKS[0]
+        equal = replace(LINKS[0])  # another object, same row: not written, remembered
+        assert equal is not LINKS[0]
+        assert store.upsert_entities([equal]) == 0
+        assert store._state.entities[LINKS[0].id][0] is equal
+        assert store.upsert_entities([LINKS[0], LINKS[1]]) == 0
+        renamed = replace(LINKS[1], name_en="Link two")
+        assert store.upsert_entities([renamed]) == 1
+        assert store.entity(renamed.id) == renamed
+
+
+def test_a_payload_recorded_before_is_stored_with_its_record_kept(tmp_path: Path) -> None:
+    """Appending bytes recorded earlier as quarantined takes the slow path of the payload
+    claim: one record, now stored, with the archive path kept."""
+    with DuckDBStore(str(tmp_path / "p.duckdb")) as store:
+        batch = make_batch(b"q", minutes("td-link:1", 0, 3), feed_id="td-speedmap")
+        store.record_payload(
+            PayloadRecord(
+                batch.payload_sha256, "td-speedmap", T0, "quarantined", "old", "/a/q.xml", 0
+            )
+        )
+        assert store.append(batch).observations_written == 3
+        [record] = store.payloads()
+        assert (record.status, record.reason, record.rows, record.archive_path) == (
+            "stored",
+            None,
+            3,
+            "/a/q.xml",
+        )
+        assert store.append(batch).duplicate
+        _assert_mirror_is_table(store)
+
+
+def test_the_two_row_classifiers_agree() -> None:
+    """The comprehension classifier (one row per key) matches the general loop."""
+    rng = random.Random(11)
+    for _ in range(200):
+        keys = [(f"e{i}", rng.choice(["a", "b"])) for i in rng.sample(range(50), 20)]
+        keys = list(dict.fromkeys(keys))
+        stamps = [rng.randrange(10) for _ in keys]
+        known = {k: rng.randrange(10) for k in keys if rng.random() < 0.7}
+        assert _classify_unique_keys(keys, stamps, known) == _classify(keys, stamps, known)
+
+
+def test_row_roles_with_repeats() -> None:
+    keys = [("a", "m"), ("a", "m"), ("a", "m"), ("a", "m"), ("b", "m"), ("c", "m")]
+    stamps = [5, 7, 5, 3, 1, 2]
+    known = {("a", "m"): 4, ("b", "m"): 1}
+    ins, top = _classify(keys, stamps, known)
+    # a@5 fresh, a@7 fresh (newest: updates latest), a@5 again dropped, a@3 stale;
+    # b@1 equal to its latest: stale; c is a new key.
+    assert ins == [1, 1, 0, 2, 2, 1]
+    assert top == [0, 1, 0, 0, 0, 2]

@@ -588,7 +588,9 @@ def test_readers_and_a_writer_in_threads(store: TimeSeriesStore) -> None:
     per_batch = 2 * 30
     n_batches = 15
     errors: list[BaseException] = []
-    seen_counts: list[int] = []
+    # One list per reader: counts only grow as seen by any one thread (a shared list could
+    # interleave two readers' read-then-append steps and look out of order).
+    seen_by_reader: list[list[int]] = [[], []]
     done = threading.Event()
 
     def writer() -> None:
@@ -603,7 +605,7 @@ def test_readers_and_a_writer_in_threads(store: TimeSeriesStore) -> None:
         finally:
             done.set()
 
-    def reader() -> None:
+    def reader(seen_counts: list[int]) -> None:
         try:
             while not done.is_set():
                 seen_counts.append(store.count_observations())
@@ -614,7 +616,7 @@ def test_readers_and_a_writer_in_threads(store: TimeSeriesStore) -> None:
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=reader) for _ in range(2)]
+    threads = [threading.Thread(target=reader, args=(seen,)) for seen in seen_by_reader]
     threads.append(threading.Thread(target=writer))
     for t in threads:
         t.start()
@@ -623,8 +625,9 @@ def test_readers_and_a_writer_in_threads(store: TimeSeriesStore) -> None:
     assert not errors, errors
     assert all(not t.is_alive() for t in threads)
     assert store.count_observations() == per_batch * n_batches
-    assert all(c % per_batch == 0 for c in seen_counts)  # never half a batch
-    assert seen_counts == sorted(seen_counts)
+    for seen_counts in seen_by_reader:
+        assert all(c % per_batch == 0 for c in seen_counts)  # never half a batch
+        assert seen_counts == sorted(seen_counts)
     [l1, l2] = store.latest("speed_kmh")
     assert l1.ts == l2.ts == T0 + (n_batches * 30 - 1) * MINUTE
 

@@ -59,7 +59,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 def guarded_page(browser: Any, base: str) -> tuple[Any, Any, list[str]]:
     """A fresh context + page whose requests outside the test server are aborted and listed."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    # bypass_csp: only so axe-core (test tooling) can be injected; the app's CSP itself is
+    # checked in a real browser by tests/web/test_security_browser.py.
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale="en-GB", bypass_csp=True
+    )
     page = context.new_page()
     escaped: list[str] = []
     origin = urlsplit(base).netloc

@@ -75,6 +75,7 @@ IN_FORCE_NOTE = "in-force:"
 DEFAULT_TICK_S = 30.0
 NOTIFY_MAX_AGE = timedelta(hours=3)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR = datetime(2200, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _DONE_MEMORY = 20_000
 
@@ -148,6 +149,7 @@ class _MetricRule:
     pending: dict[str, int] = field(default_factory=dict)
     last_value: dict[str, float] = field(default_factory=dict)
     scope: dict[str, bool] = field(default_factory=dict)
+    open_ids: set[str] = field(default_factory=set)  # entities with an open alert
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,7 @@ class AlertEngine:
         self._done: OrderedDict[tuple[str, str], None] = OrderedDict()  # (rule, event id)
         self._entities: dict[str, Entity | None] = {}
         self._metric_rules: list[_MetricRule] = []
+        self._metric_by_id: dict[str, _MetricRule] = {}
         self._by_metric: dict[str, list[_MetricRule]] = {}
         self._event_rules: dict[str, list[_EventRule]] = {}
         self._last_written = _EPOCH
@@ -226,6 +229,7 @@ class AlertEngine:
                     int(cond.stale_minutes * 60_000_000),
                 )
                 self._metric_rules.append(mr)
+                self._metric_by_id[rule.id] = mr
                 self._by_metric.setdefault(cond.metric, []).append(mr)
                 metric_names.add(cond.metric)
             elif rule.event is not None:
@@ -240,8 +244,9 @@ class AlertEngine:
         """Rebuild the open alerts (and recently closed ones, so their events do not alert
         again) from the store. Alerts of rules that no longer exist are closed."""
         now = utc(self.clock())
-        recent = self.store.events(now - timedelta(days=2), now, kind=ALERT_KIND)
-        open_alerts = self.store.events(_EPOCH, now, kind=ALERT_KIND, active_only=True)
+        recent = self.store.events(now - timedelta(days=2), _FAR, kind=ALERT_KIND)
+        # Open alerts have no end: "active at a far future instant" selects exactly those.
+        open_alerts = self.store.events(_EPOCH, _FAR, kind=ALERT_KIND, active_only=True)
         changes: list[AlertChange] = []
         with self._lock:
             for ev in recent:
@@ -261,6 +266,8 @@ class AlertEngine:
                 for eid in ev.properties.get("event_ids", ()) or ():
                     entry.sources[str(eid)] = (until, str(ev.properties.get("feed_id", "")))
                 self._open[(rid, key)] = entry
+                if rid in self._metric_by_id:
+                    self._metric_by_id[rid].open_ids.add(key)
             self.loaded = True
             self._persist(changes)
         self._announce(changes)
@@ -306,7 +313,7 @@ class AlertEngine:
             changes: list[AlertChange] = []
             self._learn_entities(batch.entities)
             self._eval_metrics(batch.observations, changes)
-            if batch.events and self._event_rules:
+            if self._event_rules and (batch.events or self._open):
                 self._eval_events(batch, changes)
             self.batches_evaluated += 1
             self._persist(changes)
@@ -403,13 +410,25 @@ class AlertEngine:
         by_metric = self._by_metric
         for eid, metric, ts, value in zip(eids, metrics, stamps, values, strict=True):
             for mr in by_metric[metric]:
+                in_scope = mr.scope.get(eid)
+                if in_scope is None:
+                    in_scope = self._in_scope(mr, eid)
+                if not in_scope:
+                    continue
                 last = mr.last_ts.get(eid)
                 if last is not None and ts <= last:
                     continue
-                if not self._in_scope(mr, eid):
-                    continue
                 mr.last_ts[eid] = ts
                 if value is None or value != value:  # NaN
+                    continue
+                # Fast path, most rows: nothing open or pending and the condition is false.
+                fixed = mr.cond.value if mr.cond.threshold_property is None else None
+                if (
+                    fixed is not None
+                    and eid not in mr.open_ids
+                    and eid not in mr.pending
+                    and not mr.cmp(value, fixed)
+                ):
                     continue
                 self._eval_one(mr, eid, ts, value, changes)
 
@@ -421,8 +440,7 @@ class AlertEngine:
             return
         entry = self._open.get((mr.rule.id, eid))
         if entry is not None:
-            clear_at = mr.cond.clear_value if mr.cond.clear_value is not None else threshold
-            if not mr.cmp(value, clear_at):
+            if not mr.cmp(value, mr.cond.clear_threshold(threshold)):
                 changes.append(self._close(entry, from_us(ts), value=value))
             mr.pending.pop(eid, None)
             return
@@ -489,6 +507,7 @@ class AlertEngine:
             properties=props,
         )
         self._open[(rule.id, eid)] = _Open(alert, rule.id, eid, notify)
+        mr.open_ids.add(eid)
         self.fired += 1
         return [AlertChange("fired" if notify else "recorded", alert)]
 
@@ -563,10 +582,12 @@ class AlertEngine:
             kind=ALERT_KIND,
             severity=severity,
             starts_at=utc(ev.starts_at),
-            title_en=f"{rule.title_en}: {ev.title_en}" if ev.title_en else rule.title_en,
-            title_zh=f"{rule.title_zh}：{ev.title_zh}" if ev.title_zh else rule.title_zh,
-            body_en=ev.body_en or ev.title_en,
-            body_zh=ev.body_zh or ev.title_zh,
+            # The event's own title says it best ("Red Rainstorm Warning Signal",
+            # "Illegal dumping detected at Tai O"); the rule title is the fallback.
+            title_en=ev.title_en or rule.title_en,
+            title_zh=ev.title_zh or ev.title_en or rule.title_zh,
+            body_en=ev.body_en or rule.title_en,
+            body_zh=ev.body_zh or rule.title_zh,
             entity_ids=ev.entity_ids,
             districts=ev.districts,
             source=ALERT_FEED,
@@ -633,6 +654,9 @@ class AlertEngine:
             props["event_ids"] = sorted(entry.sources)
         closed = dataclasses.replace(alert, ends_at=max(utc(at), alert.starts_at), properties=props)
         self._open.pop((entry.rule_id, entry.key), None)
+        mr = self._metric_by_id.get(entry.rule_id)
+        if mr is not None:
+            mr.open_ids.discard(entry.key)
         self.cleared += 1
         return AlertChange("cleared" if entry.notified else "recorded", closed)
 

@@ -17,7 +17,9 @@ A rules file::
           threshold_property: null        # ... or per entity, from this entity property
           for_minutes: 0                  # the condition must hold this long before firing
           clear_value: null               # hysteresis: clears when the condition against
-                                          #   clear_value is false (default: value)
+                                          #   clear_value is false (default: value) ...
+          clear_margin: null              # ... or against the threshold eased by this margin
+                                          #   (per-entity thresholds: water 10 cm below)
           stale_minutes: 15               # the timer fires "for" rules only on fresh data
       - id: rainstorm
         severity: event                   # copy the triggering event's severity
@@ -90,13 +92,27 @@ class MetricCondition(_Model):
     threshold_property: str | None = None
     for_minutes: float = Field(0.0, ge=0, le=7 * 24 * 60)
     clear_value: float | None = None
+    clear_margin: float | None = Field(None, ge=0)
     stale_minutes: float = Field(15.0, gt=0, le=7 * 24 * 60)
 
     @model_validator(mode="after")
     def _threshold(self) -> MetricCondition:
         if self.value is None and self.threshold_property is None:
             raise ValueError("a metric condition needs `value` or `threshold_property`")
+        if self.clear_value is not None and self.clear_margin is not None:
+            raise ValueError("give `clear_value` or `clear_margin`, not both")
         return self
+
+    def clear_threshold(self, threshold: float) -> float:
+        """The level an open alert is tested against to stay open (hysteresis)."""
+        if self.clear_value is not None:
+            return self.clear_value
+        if self.clear_margin:
+            if self.op in (">", ">="):
+                return threshold - self.clear_margin
+            if self.op in ("<", "<="):
+                return threshold + self.clear_margin
+        return threshold
 
 
 class EventCondition(_Model):
@@ -267,7 +283,8 @@ def check_rules(
 
 
 def default_rules_text() -> str:
-    return files("citypulse.alerts").joinpath("data").joinpath(DEFAULT_RULES_FILE).read_text("utf-8")
+    data = files("citypulse.alerts").joinpath("data")
+    return data.joinpath(DEFAULT_RULES_FILE).read_text("utf-8")
 
 
 def load_rules(

@@ -22,6 +22,7 @@ the news event's id.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -140,8 +141,7 @@ def detect(
     newest = grid.last_bin_with_data()
     out: list[Anomaly] = []
     infos = infos or {}
-    for i in np.flatnonzero(flag.any(axis=1)):
-        i = int(i)
+    for i in (int(k) for k in np.flatnonzero(flag.any(axis=1))):
         for a, b in _runs(flag[i], seen[i], max_gap):
             bins = int(flag[i, a : b + 1].sum())
             if bins < min_bins:
@@ -184,8 +184,13 @@ def detect(
 # --- traffic news -----------------------------------------------------------------------------
 
 
+_DISTRICT_NOISE = re.compile(r"\bdistrict\b|\band\b|[^a-z0-9\u4e00-\u9fff]+|區$")
+
+
 def _norm_district(name: str | None) -> str:
-    return " ".join((name or "").lower().replace("&", " and ").split())
+    """Spelling-insensitive district key: ``Central & Western District`` and ``Central and
+    Western`` (traffic news and the detector table disagree) give the same key."""
+    return _DISTRICT_NOISE.sub("", (name or "").strip().lower())
 
 
 def _event_point(event: Event) -> tuple[float, float] | None:

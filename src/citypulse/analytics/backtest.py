@@ -70,12 +70,16 @@ class BacktestReport:
                 return s
         raise KeyError((method, horizon_min))
 
-    def model_beats_baselines(self) -> dict[int, bool]:
-        out = {}
+    def model_beats_baselines(self) -> dict[int, bool | None]:
+        """Per horizon: the model's MAE is below both baselines' (None: not all scored)."""
+        out: dict[int, bool | None] = {}
         for h in sorted({s.horizon_min for s in self.scores}):
             m = self.score("model", h).mae
             others = [self.score(b, h).mae for b in METHODS[1:]]
-            out[h] = m is not None and all(o is not None and m < o for o in others)
+            if m is None or any(o is None for o in others):
+                out[h] = None
+            else:
+                out[h] = all(o is not None and m < o for o in others)
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,7 +105,8 @@ class BacktestReport:
                     f"{s.rmse or 0:>10.2f} {s.mape or 0:>7.1f}"
                 )
         for h, ok in self.model_beats_baselines().items():
-            lines.append(f"model MAE below both baselines at {h} min: {'yes' if ok else 'no'}")
+            verdict = "not scored" if ok is None else "yes" if ok else "no"
+            lines.append(f"model MAE below both baselines at {h} min: {verdict}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -152,7 +157,7 @@ def run_backtest(
         step_min=step_s // 60,
     )
     trainable = train_days >= MIN_TRAIN_DAYS
-    split = grid.n_bins - int(round(test_days * bins_per_day)) if trainable else 0
+    split = grid.n_bins - round(test_days * bins_per_day) if trainable else 0
     t0 = time.perf_counter()
     model: SpeedForecaster | None = None
     ha: FloatArray | None = None

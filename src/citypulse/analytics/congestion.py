@@ -59,7 +59,9 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def slug(text: str) -> str:
-    return _SLUG.sub("-", text.lower()).strip("-")
+    """``Central & Western`` -> ``central_western``: the district ids of ``/districts/{id}``
+    (HKO/EPD's own ids)."""
+    return _SLUG.sub("_", text.lower().replace("&", " ")).strip("_")
 
 
 def region_entity_id(code: str) -> str:
@@ -258,7 +260,9 @@ def snapshot(
         return out
 
     city = areas("city", ["hk"] * len(links))
-    empty_city = AreaCongestion("city", "hk", "hk", "Hong Kong", "香港", None, 0, 0, 0.0, None, None)
+    empty_city = AreaCongestion(
+        "city", "hk", "hk", "Hong Kong", "香港", None, 0, 0, 0.0, None, None
+    )
     sources: dict[str, int] = {}
     for s in free_flow_source:
         sources[s] = sources.get(s, 0) + 1
@@ -312,7 +316,9 @@ def patterns(
     ci = congestion_index(grid.values, free_flow[:, None])
     weights = np.array([infos[e].length_km if e in infos else 0.5 for e in grid.entity_ids])
     if group == "region":
-        groups: list[str | None] = [infos[e].region if e in infos else None for e in grid.entity_ids]
+        groups: list[str | None] = [
+            infos[e].region if e in infos else None for e in grid.entity_ids
+        ]
     elif group == "district":
         groups = [infos[e].district if e in infos else None for e in grid.entity_ids]
     else:

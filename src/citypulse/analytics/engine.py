@@ -5,6 +5,10 @@ The web API, the dashboard panel, the periodic runner and the CLI all go through
 :class:`TrafficAnalytics`. "Now" is always the newest observation time in the store, not the
 wall clock, so a replayed capture or a demo store is analysed as of its own time.
 
+Learning window: the last ``HISTORY_DAYS`` (28) of data, less the most recent 24 hours when a
+week of history remains without them, so an incident going on now (or earlier today) is judged
+against a "normal" that does not already contain it.
+
 Refitting: the road-link baseline (free flow + profile) is refitted at most every
 ``baseline_ttl_s`` seconds, the forecast model every ``model_ttl_s``, and both at once when the
 data time jumps (a different store, a replay of another period). Fits run under a lock; reads
@@ -27,6 +31,7 @@ from citypulse.analytics import congestion as cong
 from citypulse.analytics.baseline import Baseline, fit_baseline
 from citypulse.analytics.forecast import (
     HORIZONS_MIN,
+    MIN_HISTORY_BINS,
     LinkForecast,
     SpeedForecaster,
     forecast_latest,
@@ -49,6 +54,8 @@ from citypulse.model import Event, utc
 from citypulse.store.base import TimeSeriesStore
 
 HISTORY_DAYS = 28
+EXCLUDE_RECENT = timedelta(hours=24)
+MIN_LEARNING = timedelta(days=7)
 DETECTOR_HISTORY_DAYS = 14
 FORECAST_WINDOW = timedelta(hours=2)
 DETECTOR_KIND = "traffic-detector"
@@ -62,6 +69,7 @@ class _Fitted:
     baseline: Baseline
     model: SpeedForecaster | None = None
     model_wall: float = 0.0
+    grid: Grid | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -100,6 +108,13 @@ class TrafficAnalytics:
         values = self.store.latest(SPEED_METRIC, kind=kind)
         return max((v.ts for v in values), default=None)
 
+    def newest_time(self, *, detectors: bool = True) -> datetime | None:
+        """Newest speed observation of road links or (with ``detectors``) detector lanes."""
+        times = [self.data_time()]
+        if detectors:
+            times.append(self.data_time(DETECTOR_LANE_KIND))
+        return max((x for x in times if x is not None), default=None)
+
     def link_infos(self) -> dict[str, LinkInfo]:
         with self._lock:
             if self._links is None or self._clock() - self._links_wall > 600:
@@ -122,31 +137,45 @@ class TrafficAnalytics:
             f = self._fitted
             if self._stale(f, at, self.baseline_ttl_s):
                 t0 = time.perf_counter()
-                grid = load_grid(
-                    self.store, SPEED_METRIC, LINK_KIND,
-                    at - timedelta(days=self.history_days), at + STEP,
-                )
+                grid = self._history_grid(at)
                 t1 = time.perf_counter()
-                infos = self.link_infos()
-                types = {e: i.road_type for e, i in infos.items()}
-                ids = sorted(set(grid.entity_ids) | set(infos))
-                grid = grid.rows(ids)
+                types = {e: i.road_type for e, i in self.link_infos().items()}
                 baseline = fit_baseline(grid, types)
                 f = _Fitted(at, self._clock(), baseline)
-                f.seconds = {"load": round(t1 - t0, 3), "baseline": round(time.perf_counter() - t1, 3)}
+                f.seconds = {
+                    "load": round(t1 - t0, 3),
+                    "baseline": round(time.perf_counter() - t1, 3),
+                }
                 old = self._fitted
                 if old is not None and old.model is not None and not self._model_stale(old, at):
                     f.model, f.model_wall = old.model, old.model_wall
                 if with_model and f.model is None:
                     self._fit_model(f, grid)
+                elif f.model is None:
+                    f.grid = grid  # kept until the model is fitted: no second read
                 self._fitted = f
             elif with_model and f is not None and (f.model is None or self._model_stale(f, at)):
-                grid = load_grid(
-                    self.store, SPEED_METRIC, LINK_KIND,
-                    at - timedelta(days=self.history_days), at + STEP,
-                ).rows(f.baseline.entity_ids)
-                self._fit_model(f, grid)
+                kept = f.grid if f.model is None else None
+                self._fit_model(
+                    f, kept or self._history_grid(at).rows(f.baseline.entity_ids)
+                )
             return f
+
+    def _history_grid(self, at: datetime) -> Grid:
+        """The learning window: ``history_days`` up to ``at``, less the last
+        ``EXCLUDE_RECENT`` when a week of history remains without it, so that an incident
+        going on now is judged against history that does not contain it."""
+        grid = load_grid(
+            self.store, SPEED_METRIC, LINK_KIND, at - timedelta(days=self.history_days), at + STEP,
+            trim=True,
+        )
+        grid = grid.rows(sorted(set(grid.entity_ids) | set(self.link_infos())))
+        cols = np.flatnonzero(np.any(~np.isnan(grid.values), axis=0))
+        if cols.size:
+            cut = floor_time(at - EXCLUDE_RECENT)
+            if cut - grid.bin_time(int(cols[0])) >= MIN_LEARNING:
+                grid = grid.window(grid.start, cut)
+        return grid
 
     def _model_stale(self, f: _Fitted, at: datetime) -> bool:
         return self._clock() - f.model_wall > self.model_ttl_s or at < f.at
@@ -154,11 +183,17 @@ class TrafficAnalytics:
     def _fit_model(self, f: _Fitted, grid: Grid) -> None:
         t0 = time.perf_counter()
         model = SpeedForecaster()
-        if int(np.max(f.baseline.history_bins, initial=0)) > 0:
+        # No link could be forecast without enough history: do not fit on scraps.
+        if int(np.max(f.baseline.history_bins, initial=0)) >= MIN_HISTORY_BINS:
             model.fit(grid, f.baseline)
         f.model = model
+        f.grid = None
         f.model_wall = self._clock()
         f.seconds["model"] = round(time.perf_counter() - t0, 3)
+
+    def clear_cache(self) -> None:
+        """Forget cached answers (not the fitted models): the next call recomputes."""
+        self._cache.clear()
 
     def _cached(self, key: tuple[Any, ...], ttl: float, build: Callable[[], Any]) -> Any:
         hit = self._cache.get(key)
@@ -234,14 +269,15 @@ class TrafficAnalytics:
     ) -> list[anom.Anomaly]:
         """Anomalies still going on at some point in the last ``hours`` (or since ``start``),
         newest first, with coinciding traffic news attached."""
-        at = at or self.data_time()
+        link_at = self.data_time()
+        at = at or self.newest_time(detectors=detectors)
         if at is None:
             return []
         since = utc(start) if start is not None else at - timedelta(hours=hours)
         key = ("anomalies", floor_time(at), floor_time(since), detectors)
 
         def build() -> list[anom.Anomaly]:
-            found = self._link_anomalies(at, since)
+            found = self._link_anomalies(at, since) if link_at is not None else []
             if detectors:
                 found += self._detector_anomalies(since)
             news = self.store.events(since - anom.NEWS_SLACK, at + anom.NEWS_SLACK, kind=NEWS_KIND)
@@ -274,7 +310,12 @@ class TrafficAnalytics:
                 self._detector_infos = {
                     e.id: link_info(e) for e in self.store.entities(DETECTOR_KIND)
                 }
-                grid = self._detector_grid(at - timedelta(days=self.detector_history_days), at)
+                start = at - timedelta(days=self.detector_history_days)
+                grid = self._detector_grid(start, at)
+                cols = np.flatnonzero(np.any(~np.isnan(grid.values), axis=0))
+                cut = floor_time(at - EXCLUDE_RECENT)
+                if cols.size and cut - grid.bin_time(int(cols[0])) >= MIN_LEARNING:
+                    grid = grid.window(grid.start, cut)
                 self._detectors = _Fitted(at, self._clock(), fit_baseline(grid))
             return self._detectors
 
@@ -315,7 +356,9 @@ class TrafficAnalytics:
                 for e in ids
             ]
         key = ("forecasts", floor_time(at), tuple(entity_ids) if entity_ids else None)
-        result: list[LinkForecast] = self._cached(key, 60.0, lambda: self._forecasts(at, entity_ids))
+        result: list[LinkForecast] = self._cached(
+            key, 60.0, lambda: self._forecasts(at, entity_ids)
+        )
         return result
 
     def _forecasts(self, at: datetime, entity_ids: list[str] | None) -> list[LinkForecast]:

@@ -121,7 +121,7 @@ class Grid:
     def window(self, start: datetime, end: datetime) -> Grid:
         """Bins from ``start`` (inclusive) to ``end`` (exclusive), both on this grid."""
         j0 = max(0, int((epoch_s(start) - epoch_s(self.start)) // self.step_s))
-        j1 = min(self.n_bins, int(math.ceil((epoch_s(end) - epoch_s(self.start)) / self.step_s)))
+        j1 = min(self.n_bins, math.ceil((epoch_s(end) - epoch_s(self.start)) / self.step_s))
         j1 = max(j0, j1)
         return Grid(self.entity_ids, self.bin_time(j0), self.step, self.values[:, j0:j1])
 
@@ -197,10 +197,15 @@ def load_grid(
     entity_ids: Sequence[str] | None = None,
     *,
     parent: dict[str, str] | None = None,
+    trim: bool = False,
 ) -> Grid:
-    """One store query -> grid (bucket means computed by the store)."""
+    """One store query -> grid (bucket means computed by the store). ``trim``: start the grid
+    at the first bin with data (a store holding an hour needs no 28-day grid)."""
     t0 = floor_time(start, step)
     frame = store.observations_frame(metric, kind, t0, utc(end), bucket=step)
+    if trim and frame.num_rows:
+        first = pc.min(frame.column("ts")).as_py()
+        t0 = max(t0, floor_time(first, step))
     return grid_from_frame(frame, t0, end, step, entity_ids, parent=parent)
 
 
@@ -235,7 +240,9 @@ DEFAULT_LENGTH_KM = 0.5
 """Weight of a link without coordinates in length-weighted area means."""
 
 
-def haversine_km(lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: FloatArray) -> FloatArray:
+def haversine_km(
+    lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: FloatArray
+) -> FloatArray:
     r = 6371.0088
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dp = p2 - p1
@@ -244,8 +251,11 @@ def haversine_km(lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: Flo
     return np.asarray(2 * r * np.arcsin(np.sqrt(np.clip(a, 0, 1))), dtype=np.float64)
 
 
+DetectorPoints = tuple[FloatArray, FloatArray, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
 @cache
-def _detector_points() -> tuple[FloatArray, FloatArray, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+def _detector_points() -> DetectorPoints:
     refs = sorted(detector_reference().values(), key=lambda r: r.id)
     return (
         np.array([r.lat for r in refs]),

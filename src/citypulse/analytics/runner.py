@@ -44,6 +44,8 @@ FEED_ID = "analytics"
 TOPIC = "analytics"
 DEFAULT_INTERVAL_S = 300.0
 ANOMALY_LOOKBACK = timedelta(hours=2)
+FIRST_LOOKBACK = timedelta(hours=24)
+"""The first run after start-up also records the anomalies of the last day."""
 OPEN_LOOKBACK = timedelta(hours=12)
 
 
@@ -83,18 +85,22 @@ def area_entities(snapshot: cong.CongestionSnapshot) -> list[Entity]:
     return out
 
 
-def run_once(engine: TrafficAnalytics, bus: Bus | None = None) -> RunSummary:
-    """One analytics pass over the newest data; blocking (call it from a worker thread)."""
+def run_once(
+    engine: TrafficAnalytics, bus: Bus | None = None, lookback: timedelta = ANOMALY_LOOKBACK
+) -> RunSummary:
+    """One analytics pass over the newest data; blocking (call it from a worker thread).
+    ``lookback``: how far back anomalies are (re)written."""
     import time
 
     t0 = time.perf_counter()
     store = engine.store
-    at = engine.data_time()
+    at = engine.newest_time()  # road links or detectors
     if at is None:
         return RunSummary(None, 0, 0, 0, 0, time.perf_counter() - t0)
+    link_at = engine.data_time()
     obs = ObservationBuilder()
     entities: list[Entity] = []
-    snap = engine.congestion(at)
+    snap = engine.congestion(link_at) if link_at is not None else None
     n_cong = 0
     if snap is not None and snap.at is not None:
         bin_at = snap.at
@@ -108,11 +114,11 @@ def run_once(engine: TrafficAnalytics, bus: Bus | None = None) -> RunSummary:
                 n_cong += 1
         entities = area_entities(snap)
     n_fc = 0
-    for fc in engine.forecasts():
+    for fc in engine.forecasts() if link_at is not None else []:
         for minutes, target, speed in fc.points:
             obs.add(fc.entity_id, forecast_metric(minutes), target, speed)
             n_fc += 1
-    events = anomaly_events(engine, store, at)
+    events = anomaly_events(engine, store, at, lookback)
     open_now = sum(1 for e in events if e.ends_at is None)
     wall = now_utc()
     payload = orjson.dumps({"run": wall.isoformat(), "at": at.isoformat(), "rows": len(obs)})
@@ -127,13 +133,18 @@ def run_once(engine: TrafficAnalytics, bus: Bus | None = None) -> RunSummary:
     return summary
 
 
-def anomaly_events(engine: TrafficAnalytics, store: TimeSeriesStore, at: datetime) -> list[Event]:
-    """Anomalies of the last two hours plus updates of events the store still has open."""
+def anomaly_events(
+    engine: TrafficAnalytics,
+    store: TimeSeriesStore,
+    at: datetime,
+    lookback: timedelta = ANOMALY_LOOKBACK,
+) -> list[Event]:
+    """Anomalies of the last ``lookback`` plus updates of events the store still has open."""
     open_stored = [
         e for e in store.events(at - OPEN_LOOKBACK, at + STEP, kind=anom.KIND)
         if e.ends_at is None and e.source == FEED_ID
     ]
-    since = min([at - ANOMALY_LOOKBACK, *(e.starts_at for e in open_stored)])
+    since = min([at - lookback, *(e.starts_at for e in open_stored)])
     found = engine.anomalies(at=at, start=since)
     events = {a.event_id: anom.to_event(a) for a in found}
     for old in open_stored:
@@ -169,13 +180,16 @@ class AnalyticsRunner:
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> RunSummary | None:
+        lookback = ANOMALY_LOOKBACK if self.last is not None else FIRST_LOOKBACK
         try:
-            self.last = await asyncio.to_thread(run_once, self.engine, self.bus)
+            self.last = await asyncio.to_thread(run_once, self.engine, None, lookback)
             self.failures = 0
         except Exception:  # never let analytics take serve down; try again next tick
             self.failures += 1
             log.exception("analytics run failed (%d in a row)", self.failures)
             return None
+        if self.bus is not None:
+            self.bus.publish(TOPIC, self.last.as_dict())
         return self.last
 
     async def _loop(self) -> None:

@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
+from citypulse.analytics.history import SPEED_METRIC, FloatArray, IntArray
 from citypulse.feeds.reference import SpeedmapLink, link_name, speedmap_links
 from citypulse.model import OBSERVATION_SCHEMA, Batch, Entity
-from citypulse.analytics.history import SPEED_METRIC, FloatArray, IntArray
 from citypulse.simulate.profile import (
     Incident,
     free_flow_kmh,

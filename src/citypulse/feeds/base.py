@@ -21,6 +21,7 @@ HKT = timezone(timedelta(hours=8), "HKT")
 """Hong Kong time: UTC+8 all year (no DST since 1979)."""
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+_DOCTYPE_REFUSED = "DOCTYPE/entity declarations refused (no real feed has one)"
 
 
 class FeedError(Exception):
@@ -84,7 +85,7 @@ def parse_xml(payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
         raise FeedError("html-error-page", "got an HTML page where XML was expected")
     head = payload[:4096].upper()
     if b"<!ENTITY" in head or b"<!DOCTYPE" in head:
-        raise FeedError("xml-entity-declaration", "DOCTYPE/entity declarations refused (no real feed has one)")
+        raise FeedError("xml-entity-declaration", _DOCTYPE_REFUSED)
     parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -102,7 +103,7 @@ def parse_xml(payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
         raise FeedError("malformed-xml", "no root element")
     # A DOCTYPE hidden past the first 4 KiB (padding) is still refused.
     if root.getroottree().docinfo.doctype:
-        raise FeedError("xml-entity-declaration", "DOCTYPE/entity declarations refused (no real feed has one)")
+        raise FeedError("xml-entity-declaration", _DOCTYPE_REFUSED)
     return root
 
 

@@ -269,6 +269,8 @@ class DemoSource:
         self._sim_start = start or now_utc()
         self._real_start = time.monotonic()
         self._next: dict[str, datetime] = {}
+        self._primed: dict[str, datetime] = {}
+        self._primed_at: datetime | None = None
         self._task: asyncio.Task[None] | None = None
         self._threads = _ThreadWork()
         self._stopping = threading.Event()
@@ -304,7 +306,8 @@ class DemoSource:
         The simulators' timelines are interleaved in time order so every dashboard fills at
         the same pace; feed health is written once per feed at the end, not per payload.
         """
-        end = until or self.sim_now()
+        # History ends where prime() published the present, so ticks continue without a gap.
+        end = until or self._primed_at or self.sim_now()
         start = end - timedelta(hours=self.backfill_hours)
         span_s = (end - start).total_seconds()
         plan: list[tuple[datetime, str]] = []
@@ -314,7 +317,9 @@ class DemoSource:
             factor = max(1, math.ceil(span_s / base / max(1, self.backfill_max_payloads)))
             step = timedelta(seconds=base * factor)
             at = _aligned(start, base * factor) + step
-            while at <= end:
+            # History stops short of the payload prime() already published for this feed.
+            stop = self._primed.get(feed_id)
+            while at <= end and (stop is None or at < stop):
                 plan.append((at, feed_id))
                 at += step
             self._next[feed_id] = _aligned(end, base) + timedelta(seconds=base)
@@ -379,11 +384,14 @@ class DemoSource:
         """Emit the present payload of every feed (with health), so every dashboard and
         /status is current within seconds of start-up, before history is backfilled."""
         now = now or self.sim_now()
+        self._primed_at = now
         count = 0
         for feed_id, sim in self.simulators.items():
             if self._stopping.is_set():
                 break
-            self._emit(feed_id, _aligned(now, max(1, int(sim.interval_s))))
+            at = _aligned(now, max(1, int(sim.interval_s)))
+            self._emit(feed_id, at)
+            self._primed[feed_id] = at
             count += 1
         return count
 

@@ -184,6 +184,8 @@ class SensorIngest:
         self.max_bytes = max_bytes
         self.stats = IntakeStats()
         self._recent: OrderedDict[tuple[str, str, datetime], None] = OrderedDict()
+        # (entity, metric) -> newest stored time; bounded by registered devices x metrics.
+        self._newest: dict[tuple[str, str], datetime | None] = {}
         self._recent_lock = threading.Lock()
 
     def submit(
@@ -324,31 +326,39 @@ class SensorIngest:
         self, device: Device, items: list[tuple[str, str, datetime]]
     ) -> tuple[int, int]:
         fresh = repeated = 0
-        latest_cache: dict[str, datetime | None] = {}
         store = self.pipeline.store
         for key in items:
-            if self._seen_recently(key) or self._stored(store, key, latest_cache):
+            if self._seen_recently(key) or self._stored(store, key):
                 repeated += 1
             else:
                 fresh += 1
         return fresh, repeated
 
-    def _stored(
-        self, store: Any, key: tuple[str, str, datetime], latest: dict[str, datetime | None]
-    ) -> bool:
+    def _stored(self, store: Any, key: tuple[str, str, datetime]) -> bool:
         ident, metric, ts = key
         if metric == "":  # a detection: is the event there?
             events = store.events(ts, ts + timedelta(microseconds=1), kind="detection")
             return any(e.id == ident for e in events)
-        if metric not in latest:
-            values = store.latest(metric, entity_ids=[ident])
-            latest[metric] = values[0].ts if values else None
-        newest = latest[metric]
+        newest = self._newest_stored(store, ident, metric)
         if newest is None or ts > newest:
             return False  # newer than anything stored: the common case, no history lookup
         points = store.series(ident, metric, ts, ts + timedelta(microseconds=1),
                               timedelta(seconds=1))
         return bool(points)
+
+    def _newest_stored(self, store: Any, entity_id: str, metric: str) -> datetime | None:
+        """Newest stored time of a device's metric: remembered from what this intake stored,
+        asked of the store's ``latest`` table once per (device, metric) otherwise."""
+        with self._recent_lock:
+            if (entity_id, metric) in self._newest:
+                return self._newest[(entity_id, metric)]
+        values = store.latest(metric, entity_ids=[entity_id])
+        newest = values[0].ts if values else None
+        with self._recent_lock:
+            known = self._newest.get((entity_id, metric))
+            if known is None or (newest is not None and newest > known):
+                self._newest[(entity_id, metric)] = newest
+        return newest
 
     def _seen_recently(self, key: tuple[str, str, datetime]) -> bool:
         with self._recent_lock:
@@ -358,6 +368,11 @@ class SensorIngest:
         with self._recent_lock:
             for key in keys:
                 self._recent[key] = None
+                ident, metric, ts = key
+                if metric:
+                    known = self._newest.get((ident, metric))
+                    if known is None or ts > known:
+                        self._newest[(ident, metric)] = ts
             while len(self._recent) > RECENT_KEYS:
                 self._recent.popitem(last=False)
 

@@ -22,6 +22,7 @@ import queue
 import threading
 import uuid
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -75,6 +76,7 @@ class MqttSubscriber:
         self.qos = qos
         self.keepalive = keepalive
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.received = 0
         self.ignored = 0
         self.dropped = 0
@@ -91,6 +93,22 @@ class MqttSubscriber:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+
+    @classmethod
+    def from_url(cls, ingest: SensorIngest, url: str, **kwargs: Any) -> MqttSubscriber:
+        """``mqtt://[user[:password]@]host[:port]`` (the subscriber's own broker login)."""
+        parts = urlsplit(url)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ValueError(f"expected mqtt://host[:port], got {url!r}")
+        return cls(
+            ingest,
+            parts.hostname,
+            parts.port or 1883,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            **kwargs,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -112,9 +130,11 @@ class MqttSubscriber:
             self._worker.join(timeout=10)
             self._worker = None
         self.connected.clear()
+        self.subscribed.clear()
 
     def wait_connected(self, timeout: float) -> bool:
-        return self.connected.wait(timeout)
+        """Wait until connected *and* the subscription is acknowledged by the broker."""
+        return self.subscribed.wait(timeout)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -139,10 +159,16 @@ class MqttSubscriber:
         self.connected.set()
         log.info("MQTT sensor intake subscribed on %s:%s", self.host, self.port)
 
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any
+    ) -> None:
+        self.subscribed.set()
+
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         self.connected.clear()
+        self.subscribed.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self.received += 1

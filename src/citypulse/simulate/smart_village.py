@@ -16,6 +16,7 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache, lru_cache
 from typing import Any
 
 import orjson
@@ -33,7 +34,7 @@ class Village:
     id: str
     name_en: str
     name_zh: str
-    district: str
+    district: str  # the store's district id (as HKO and EPD write it)
     rain_district: str  # HKO rainfall district whose showers it gets
     lat: float
     lon: float
@@ -43,13 +44,13 @@ class Village:
 
 
 VILLAGES: tuple[Village, ...] = (
-    Village("tai-o", "Tai O", "大澳", "Islands", "islands", 22.2536, 113.8622, True, 140.0,
+    Village("tai-o", "Tai O", "大澳", "islands", "islands", 22.2536, 113.8622, True, 140.0,
             ("feral cattle", "wild boar", "long-tailed macaque")),
-    Village("lai-chi-wo", "Lai Chi Wo", "荔枝窩", "North", "north", 22.5270, 114.2597, True,
+    Village("lai-chi-wo", "Lai Chi Wo", "荔枝窩", "north", "north", 22.5270, 114.2597, True,
             130.0, ("wild boar", "barking deer", "masked palm civet")),
-    Village("mui-wo", "Mui Wo", "梅窩", "Islands", "islands", 22.2650, 113.9990, True, 150.0,
+    Village("mui-wo", "Mui Wo", "梅窩", "islands", "islands", 22.2650, 113.9990, True, 150.0,
             ("feral cattle", "wild boar")),
-    Village("pui-o", "Pui O", "貝澳", "Islands", "islands", 22.2418, 113.9785, False, 120.0,
+    Village("pui-o", "Pui O", "貝澳", "islands", "islands", 22.2418, 113.9785, False, 120.0,
             ("water buffalo", "feral cattle", "wild boar")),
 )
 
@@ -108,38 +109,51 @@ def slot(at: datetime) -> datetime:
 
 
 def village_rain_mm_h(v: Village, at: datetime) -> float:
-    rate, _ = wx.rain_rate(at)
-    return rate * wx.district_share(v.rain_district, at)
+    return _hour_rain(v.rain_district, wx.hour_floor(utc(at)))
 
 
-def water_level_cm(v: Village, device_id: str, at: datetime) -> float:
-    base = 35.0 + wx.rng_for("sv-base", device_id).uniform(0, 20)
+@lru_cache(maxsize=8192)
+def _hour_rain(district: str, hour: datetime) -> float:
+    rate, _ = wx.rain_rate(hour)
+    return rate * wx.district_share(district, hour)
+
+
+@cache
+def _device_constant(kind: str, name: str, low: float, high: float) -> float:
+    """A per-device constant (base level, tide phase...): seeded once, then remembered."""
+    return wx.rng_for(kind, name).uniform(low, high)
+
+
+def water_level_cm(
+    v: Village, device_id: str, at: datetime, r: random.Random | None = None
+) -> float:
+    base = 35.0 + _device_constant("sv-base", device_id, 0, 20)
     tide = 0.0
     if v.coastal:
         hours = at.timestamp() / 3600
-        phase = wx.rng_for("sv-tide", v.id).uniform(0, 2 * math.pi)
+        phase = _device_constant("sv-tide", v.id, 0, 2 * math.pi)
         tide = 25.0 * math.sin(2 * math.pi * hours / TIDE_PERIOD_H + phase)
     rain = sum(
         village_rain_mm_h(v, at - timedelta(hours=k)) * math.exp(-k / 2.5) for k in range(6)
     )
-    noise = wx.rng_for("sv-noise", device_id, at.isoformat()).gauss(0, 1.5)
+    r = r or wx.rng_for("sv", device_id, at.isoformat())
+    noise = r.gauss(0, 1.5)
     return round(max(0.0, base + tide + 3.0 * rain + noise), 1)
 
 
-def battery_pct(device_id: str, at: datetime) -> float:
+def battery_pct(device_id: str, at: datetime, r: random.Random) -> float:
     lt = wx.local(at)
     h = lt.hour + lt.minute / 60
     solar = 12.0 * math.sin(2 * math.pi * (h - 10) / 24)
-    level = 78 + wx.rng_for("sv-bat", device_id).uniform(-8, 8) + solar
-    level += wx.rng_for("sv-bat", device_id, at.isoformat()).gauss(0, 0.4)
+    level = 78 + _device_constant("sv-bat", device_id, -8, 8) + solar
+    level += r.gauss(0, 0.4)
     return round(min(100.0, max(5.0, level)), 1)
 
 
-def _detections(device: Device, at: datetime) -> list[dict[str, Any]]:
+def _detections(device: Device, at: datetime, r: random.Random) -> list[dict[str, Any]]:
     lt = wx.local(at)
     night = lt.hour >= 22 or lt.hour < 5
     dusk = 17 <= lt.hour < 22 or 5 <= lt.hour < 7
-    r = wx.rng_for("sv-det", device.device_id, at.isoformat())
     if device.sensor_type == "dumping":
         if r.random() < (0.01 if night else 0.002):
             return [{"detection": "illegal-dumping", "confidence": round(r.uniform(0.5, 0.98), 2),
@@ -155,30 +169,31 @@ def messages(at: datetime) -> list[dict[str, Any]]:
     """One message per device for the slot of ``at`` (the shape devices POST)."""
     t = slot(at)
     out: list[dict[str, Any]] = []
+    stamp = t.isoformat()
     for d in DEVICES:
         v = d.village
-        readings: list[dict[str, Any]] = [
-            {"metric": "battery_pct", "value": battery_pct(d.device_id, t)}
-        ]
+        r = wx.rng_for("sv", d.device_id, stamp)  # one stream per device and slot
+        readings: list[dict[str, Any]] = []
         if d.sensor_type == "flood":
-            readings.insert(
-                0, {"metric": "water_level_cm", "value": water_level_cm(v, d.device_id, t)}
+            readings.append(
+                {"metric": "water_level_cm", "value": water_level_cm(v, d.device_id, t, r)}
             )
         elif d.sensor_type == "weather":
             rain = village_rain_mm_h(v, t) / 12  # mm in this 5-minute slot
-            readings[:0] = [
+            readings += [
                 {"metric": "rainfall_mm", "value": round(rain, 1)},
                 {"metric": "temperature_c",
                  "value": round(wx.temperature_c(t, v.name_en) - 0.5, 1)},
                 {"metric": "humidity_pct", "value": round(wx.humidity_pct(t), 0)},
             ]
+        readings.append({"metric": "battery_pct", "value": battery_pct(d.device_id, t, r)})
         msg: dict[str, Any] = {
             "device_id": d.device_id,
             "ts": t.isoformat(),
             "device": d.info(),
             "readings": readings,
         }
-        found = _detections(d, t)
+        found = _detections(d, t, r)
         if found:
             msg["detections"] = found
         out.append(msg)

@@ -13,6 +13,11 @@ Design choices (figures measured on the team machine; ``benchmarks/bench_store.p
   payload never rewrites history.
 * ``latest`` holds the newest observation per (entity, metric), upserted with each batch and
   only moved forward in time, so "latest per entity" never scans history.
+* A live payload (one speed map: 607 rows) is stored in ~4 statements, since each costs a fixed
+  ~0.3-2 ms here whatever its size: the payload record is claimed with a plain insert, and the
+  single writer keeps a mirror of ``latest`` that proves most rows newer than anything stored,
+  so they are inserted without the anti-join and ``latest`` gets a plain UPDATE (see
+  ``_insert_observations_planned``): about half the time of set-based SQL at this size.
 * Threads: the web layer reads from a thread pool while ingest appends from another thread.
   The store owns one DuckDB connection; every thread reads through its own cursor
   (``connection.cursor()`` kept in a ``threading.local``) and all writes go through one writer
@@ -127,8 +132,22 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 _ENTITY_CACHE_MAX = 200_000
+# Keys (entity, metric) mirrored from ``latest`` (~200 bytes each); beyond, appends use SQL only.
+_LATEST_CACHE_MAX = 1_000_000
+# Batches up to this many rows are planned in Python (~1 us a row); larger ones (backfills)
+# go through the set-based SQL path, which costs less per row.
+_PLAN_MAX_ROWS = 20_000
 
 EntityKey = tuple[str, str | None, str | None, float | None, float | None, str | None, bytes]
+
+
+# Row roles of the planned append path (columns _ins and _top, see _INSERT_FRESH).
+_REPEAT, _FRESH, _STALE = 0, 1, 2
+_TOP_UPDATE, _TOP_NEW = 1, 2
+
+
+class _LatestMirrorStale(Exception):
+    """Writing ``latest`` touched fewer rows than the mirror of it predicted."""
 
 
 class StoreLockedError(RuntimeError):
@@ -138,14 +157,29 @@ class StoreLockedError(RuntimeError):
 class _FileState:
     """What every store on one database file in this process shares. DuckDB itself shares one
     instance per file inside a process, so two stores on a file also share the write lock and
-    the cache of entity rows last written (feeds resend the same ~600 entities with every
-    payload; re-writing unchanged rows cost ~10 ms a batch)."""
+    the writer's caches, which are only read and changed under that lock:
 
-    __slots__ = ("__weakref__", "entities", "lock", "open_stores")
+    * ``entities``: the entity row last written per id, with the Entity object it came from
+      (feeds resend the same ~600 entities with every payload; re-writing unchanged rows cost
+      ~10 ms a batch, and even serialising them to compare cost ~2.5 ms).
+    * ``latest``: a mirror of the ``latest`` table's ``ts`` (epoch microseconds) per (entity,
+      metric), loaded on first use (None: not loaded). It lets an append prove in Python that
+      a row is newer than anything stored for its key, so the row needs no anti-join against
+      history and its ``latest`` row a plain UPDATE (see ``_insert_observations_planned``).
+    * ``latest_off``: the table outgrew ``_LATEST_CACHE_MAX`` keys; appends use plain SQL.
+
+    Both caches only take values from committed transactions (pending changes are applied in
+    ``_commit`` and dropped in ``_rollback``), and both are dropped when the first store
+    opens the file (it may have been replaced meanwhile). Nothing else writes to the file:
+    DuckDB locks it to this process, and in this process only this class touches it."""
+
+    __slots__ = ("__weakref__", "entities", "latest", "latest_off", "lock", "open_stores")
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.entities: dict[str, EntityKey] = {}
+        self.entities: dict[str, tuple[Entity, EntityKey]] = {}
+        self.latest: dict[tuple[str, str], int] | None = None
+        self.latest_off = False
         self.open_stores = 0
 
 
@@ -326,6 +360,49 @@ ON CONFLICT (entity_id, metric) DO UPDATE SET
 WHERE excluded.ts > latest.ts
 """
 
+# The planned path (``_insert_observations_planned``): the batch staged with two int8 columns.
+# ``_ins``: 1 = fresh (newer than the stored latest of its key, so not stored yet: a plain
+# insert), 2 = stale (not newer: insert only if not stored, via the windowed anti-join), 0 =
+# a repeat of an earlier row of the batch (dropped: first occurrence wins).
+# ``_top``: the newest fresh row of its key, 1 = the key is in ``latest`` (UPDATE),
+# 2 = a new key (upsert).
+_PLANNED_COLUMNS = "entity_id, metric, ts, value, label"
+_INSERT_FRESH = f"""
+INSERT INTO observations ({_PLANNED_COLUMNS})
+SELECT {_PLANNED_COLUMNS} FROM _cp_planned WHERE _ins = 1
+"""
+_INSERT_STALE = f"""
+INSERT INTO observations ({_PLANNED_COLUMNS})
+SELECT b.entity_id, b.metric, b.ts, b.value, b.label
+FROM _cp_planned AS b
+{_NOT_STORED} AND b._ins = 2
+"""
+# ``b.ts > latest.ts`` keeps "only forward" enforced by the database whatever the mirror
+# says; the row count then proves the mirror was right (see ``_LatestMirrorStale``).
+_UPDATE_LATEST = """
+UPDATE latest SET ts = b.ts, value = b.value, label = b.label
+FROM _cp_planned AS b
+WHERE b._top = 1 AND latest.entity_id = b.entity_id AND latest.metric = b.metric
+  AND b.ts > latest.ts
+"""
+_INSERT_LATEST = f"""
+INSERT INTO latest ({_PLANNED_COLUMNS})
+SELECT {_PLANNED_COLUMNS} FROM _cp_planned WHERE _top = 2
+ON CONFLICT (entity_id, metric) DO UPDATE SET
+    ts = excluded.ts, value = excluded.value, label = excluded.label
+WHERE excluded.ts > latest.ts
+"""
+_LOAD_LATEST = "SELECT entity_id, metric, epoch_us(ts) FROM latest"
+
+# Claims the payload's key first thing in an append: one plain insert instead of a lookup and
+# an upsert (~2 ms instead of ~1.2 + ~5 ms under load). Its key already present (a payload
+# stored, or recorded as duplicate/quarantined, before) raises ConstraintException and the
+# append takes the slow path: look the status up, then upsert the record at the end
+# (_STORE_PAYLOAD). Ingest checks seen_payload() first, so duplicates rarely get here.
+_CLAIM_PAYLOAD = f"""
+INSERT INTO payloads ({_PAYLOAD_COLUMNS}) VALUES ($sha, $feed, $at, 'stored', NULL, NULL, $rows)
+"""
+
 _UPSERT_EVENTS = f"""
 INSERT INTO events ({_EVENT_COLUMNS}, updated_at)
 SELECT id, kind, severity, starts_at, ends_at, title_en, title_zh, body_en, body_zh,
@@ -391,14 +468,23 @@ class DuckDBStore:
         # Every cursor with the thread that reads through it (None: the writer).
         self._cursors: list[tuple[threading.Thread | None, duckdb.DuckDBPyConnection]] = []
         self._local = threading.local()
-        # Entities written in the open transaction; they join the shared cache on commit.
-        self._pending_entities: dict[str, EntityKey] = {}
+        # Entities and latest timestamps written in the open transaction; they join the
+        # shared caches on commit. ``_drop_latest``: the transaction changed ``latest`` in a
+        # way not tracked row by row, so the mirror is dropped (reloaded when next needed).
+        self._pending_entities: dict[str, tuple[Entity, EntityKey]] = {}
+        self._pending_latest: dict[tuple[str, str], int] = {}
+        self._drop_latest = False
         with self._write_lock:
             if self._state.open_stores == 0:
-                self._state.entities.clear()  # the file may have been replaced meanwhile
+                # The file may have been replaced meanwhile.
+                self._state.entities.clear()
+                self._state.latest = None
+                self._state.latest_off = False
             self._state.open_stores += 1
             try:
                 self._writer = self._new_cursor()
+                # The default, stated because appends rely on it (see _write_planned).
+                self._writer.execute("SET python_enable_replacements = true")
                 self._migrate()
             except BaseException:
                 self._state.open_stores -= 1
@@ -454,19 +540,33 @@ class DuckDBStore:
     def _begin(self) -> None:
         if self._closed:
             raise RuntimeError(f"store {self.path} is closed")
-        self._pending_entities.clear()
+        self._clear_pending()
         self._writer.begin()
+
+    def _clear_pending(self) -> None:
+        self._pending_entities.clear()
+        self._pending_latest.clear()
+        self._drop_latest = False
 
     def _commit(self) -> None:
         self._writer.commit()
-        cache = self._state.entities
+        state = self._state
+        cache = state.entities
         if len(cache) + len(self._pending_entities) > _ENTITY_CACHE_MAX:
             cache.clear()
         cache.update(self._pending_entities)
-        self._pending_entities.clear()
+        if self._drop_latest:
+            state.latest = None
+        elif state.latest is not None:
+            # Pending values were computed against the mirror and only ever move forward.
+            state.latest.update(self._pending_latest)
+            if len(state.latest) > _LATEST_CACHE_MAX:
+                state.latest = None
+                state.latest_off = True
+        self._clear_pending()
 
     def _rollback(self) -> None:
-        self._pending_entities.clear()
+        self._clear_pending()
         # A failed statement may have ended the transaction already; keep the original error.
         with contextlib.suppress(duckdb.Error):
             self._writer.rollback()
@@ -527,8 +627,33 @@ class DuckDBStore:
     def append(self, batch: Batch) -> AppendResult:
         observations = _observation_table(batch.observations)
         with self._write_lock:
-            self._begin()
             try:
+                return self._append(batch, observations, plan=True)
+            except _LatestMirrorStale:
+                # Not expected (the mirror follows every commit), but if it ever disagrees
+                # with the table, the attempt was rolled back: drop the mirror and store the
+                # batch with plain SQL, which needs no mirror.
+                self._state.latest = None
+                return self._append(batch, observations, plan=False)
+
+    def _append(self, batch: Batch, observations: pa.Table, *, plan: bool) -> AppendResult:
+        """One append in one transaction; the caller holds the write lock.
+
+        The payload's record is claimed first with a plain insert (see ``_CLAIM_PAYLOAD``): a
+        new payload, the usual case, costs one statement instead of a lookup and an upsert.
+        Atomicity is unchanged: every statement runs in the one transaction, and any failure
+        rolls all of it back, the claimed record included."""
+        fetched_at = utc(batch.fetched_at)
+        payload = {
+            "sha": batch.payload_sha256,
+            "feed": batch.feed_id,
+            "at": fetched_at,
+            "rows": observations.num_rows,
+        }
+        self._begin()
+        try:
+            claimed = self._claim_payload(payload)
+            if not claimed:
                 seen = self._write(
                     "SELECT status FROM payloads WHERE sha256 = ?", [batch.payload_sha256]
                 )
@@ -542,22 +667,16 @@ class DuckDBStore:
                         events_written=0,
                         duplicate=True,
                     )
-                entities = self._upsert_entities(batch.entities)
-                written = self._insert_observations(observations)
-                events = self._upsert_events(batch.events, utc(batch.fetched_at))
-                self._write(
-                    _STORE_PAYLOAD,
-                    {
-                        "sha": batch.payload_sha256,
-                        "feed": batch.feed_id,
-                        "at": utc(batch.fetched_at),
-                        "rows": observations.num_rows,
-                    },
-                )
-                self._commit()
-            except BaseException:
-                self._rollback()
-                raise
+            entities = self._upsert_entities(batch.entities)
+            written = self._insert_observations(observations, plan=plan)
+            events = self._upsert_events(batch.events, fetched_at)
+            if not claimed:
+                # Recorded before as duplicate/quarantined: now stored (keeps archive_path).
+                self._write(_STORE_PAYLOAD, payload)
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
         return AppendResult(
             feed_id=batch.feed_id,
             payload_sha256=batch.payload_sha256,
@@ -565,6 +684,18 @@ class DuckDBStore:
             entities_upserted=entities,
             events_written=events,
         )
+
+    def _claim_payload(self, params: dict[str, Any]) -> bool:
+        """Insert the payload's record as ``stored`` in the open transaction. False when a
+        record of these bytes exists; the failed insert aborted the transaction (before
+        anything else was written), so a fresh one is begun."""
+        try:
+            self._write(_CLAIM_PAYLOAD, params)
+        except duckdb.ConstraintException:
+            self._rollback()
+            self._begin()
+            return False
+        return True
 
     def _with_arrow(self, name: str, table: pa.Table, sql: str, params: Any = None) -> int:
         self._writer.register(name, table)
@@ -575,33 +706,136 @@ class DuckDBStore:
 
     def _upsert_entities(self, entities: Sequence[Entity]) -> int:
         """Upsert entities that differ from what this process last wrote for their id:
-        writing the same entity twice in a row changes nothing, so it is skipped."""
+        writing the same entity twice in a row changes nothing, so it is skipped.
+
+        Feeds hand over the same Entity objects with every payload (cached per link), so an
+        entity that *is* the object last written is unchanged without serialising it:
+        Entity is a frozen value object (its ``properties`` are never mutated in place).
+        Other objects are compared by their serialised row, as before."""
         if not entities:
             return 0
         cache = self._state.entities
-        keys = {e.id: (e, _entity_key(e)) for e in entities}  # last one of an id wins
-        unique = [e for e, key in keys.values() if cache.get(e.id) != key]
-        if not unique:
+        changed: list[tuple[Entity, EntityKey]] = []
+        for e in {e.id: e for e in entities}.values():  # last one of an id wins
+            hit = cache.get(e.id)
+            if hit is not None and hit[0] is e:
+                continue
+            key = _entity_key(e)
+            if hit is not None and hit[1] == key:
+                # Same row from a new object: remember this object, so the next batch that
+                # passes it again takes the identity check. Safe outside the transaction:
+                # the committed row is the same whichever object produced it.
+                cache[e.id] = (e, key)
+                continue
+            changed.append((e, key))
+        if not changed:
             return 0
-        self._pending_entities.update((e.id, keys[e.id][1]) for e in unique)
+        self._pending_entities.update((e.id, (e, key)) for e, key in changed)
         table = pa.Table.from_pydict(
             {
-                "id": [e.id for e in unique],
-                "kind": [e.kind for e in unique],
-                "name_en": [e.name_en for e in unique],
-                "name_zh": [e.name_zh for e in unique],
-                "lat": [e.lat for e in unique],
-                "lon": [e.lon for e in unique],
-                "district": [e.district for e in unique],
-                "properties": [keys[e.id][1][-1].decode() for e in unique],
+                "id": [e.id for e, _ in changed],
+                "kind": [e.kind for e, _ in changed],
+                "name_en": [e.name_en for e, _ in changed],
+                "name_zh": [e.name_zh for e, _ in changed],
+                "lat": [e.lat for e, _ in changed],
+                "lon": [e.lon for e, _ in changed],
+                "district": [e.district for e, _ in changed],
+                "properties": [key[-1].decode() for _, key in changed],
             },
             schema=_ENTITY_ARROW,
         )
         return self._with_arrow("_cp_entities", table, _UPSERT_ENTITIES)
 
-    def _insert_observations(self, table: pa.Table) -> int:
+    def _insert_observations(self, table: pa.Table, *, plan: bool) -> int:
+        """Insert the batch's new observations and move ``latest`` forward.
+
+        Live payloads (small, usually one row per key, each newer than anything stored for
+        its key) take the planned path; big batches and anything unusual take the set-based
+        SQL path, which needs no mirror of ``latest``."""
         if table.num_rows == 0:
             return 0
+        known = None
+        if (
+            plan
+            and table.num_rows <= _PLAN_MAX_ROWS
+            # Nulls in key columns: let the database reject them, as on the SQL path.
+            and not any(table.column(c).null_count for c in ("entity_id", "metric", "ts"))
+        ):
+            known = self._latest_mirror()
+        if known is None:
+            return self._insert_observations_sql(table)
+        return self._insert_observations_planned(table, known)
+
+    def _latest_mirror(self) -> dict[tuple[str, str], int] | None:
+        """The mirror of ``latest`` (loaded on first use), or None when it is too big."""
+        state = self._state
+        if state.latest is None and not state.latest_off:
+            rows = self._write(f"{_LOAD_LATEST} LIMIT {_LATEST_CACHE_MAX + 1}")
+            if len(rows) > _LATEST_CACHE_MAX:
+                state.latest_off = True
+            else:
+                metrics: dict[str, str] = {}  # one string object per metric name
+                state.latest = {(e, metrics.setdefault(m, m)): ts for e, m, ts in rows}
+        return state.latest
+
+    def _insert_observations_planned(
+        self, table: pa.Table, known: dict[tuple[str, str], int]
+    ) -> int:
+        """Classify each row in Python against the mirror of ``latest``, then write with
+        statements that need no de-duplication and, for the usual rows, no anti-join.
+
+        Why this is exact: ``latest.ts`` of a key always equals the newest stored ts of that
+        key, and a key with any stored row is in ``latest`` (every append path maintains
+        both), and the mirror equals ``latest`` as committed (``_FileState``). So a row
+        newer than the mirror's ts of its key, or of a key not in it, cannot be stored yet:
+        it is inserted plainly ("fresh"). Other rows ("stale": older than or equal to the
+        newest stored) may be stored and go through the same windowed anti-join as the SQL
+        path, over their own ts window only. A row repeating an earlier row's key in the
+        batch is dropped (first occurrence wins). Stale rows never move ``latest`` (it only
+        moves strictly forward); the newest fresh row of each key becomes its ``latest``."""
+        entity_ids = table.column("entity_id").to_pylist()
+        keys = list(zip(entity_ids, table.column("metric").to_pylist(), strict=True))
+        stamps = table.column("ts").cast(pa.int64()).to_pylist()
+        if len(set(keys)) == len(keys):
+            ins, top = _classify_unique_keys(keys, stamps, known)
+        else:
+            ins, top = _classify(keys, stamps, known)
+        moved = [(key, ts) for key, ts, t in zip(keys, stamps, top, strict=True) if t]
+        stale = [ts for r, ts in zip(ins, stamps, strict=True) if r == _STALE]
+        staged = table.append_column("_ins", pa.array(ins, pa.int8())).append_column(
+            "_top", pa.array(top, pa.int8())
+        )
+        written = 0
+        if moved:  # some row is fresh (a key's newest fresh row moves its latest)
+            written += self._write_planned(_INSERT_FRESH, staged)
+        if stale:
+            window = {"lo": _from_epoch_us(min(stale)), "hi": _from_epoch_us(max(stale))}
+            written += self._write_planned(_INSERT_STALE, staged, window)
+        # Every newest fresh row must move ``latest`` (the mirror said it is newer, or that
+        # its key is new); a lower count means the mirror was behind the table.
+        updates = top.count(_TOP_UPDATE)
+        if updates and self._write_planned(_UPDATE_LATEST, staged) != updates:
+            raise _LatestMirrorStale
+        added = len(moved) - updates
+        if added and self._write_planned(_INSERT_LATEST, staged) != added:
+            raise _LatestMirrorStale
+        self._pending_latest.update(moved)
+        return written
+
+    def _write_planned(self, sql: str, _cp_planned: pa.Table, params: Any = None) -> int:
+        """Run a statement reading the staged batch as ``_cp_planned``. DuckDB resolves a name
+        that is in no catalog to the Arrow table bound to it in the Python frame that calls
+        ``execute`` (a replacement scan: this frame, hence the parameter's name), which saves
+        registering and unregistering a view, ~1.5 ms an append. Wrapping ``execute`` in
+        another function would hide the name, and fail loudly (CatalogException)."""
+        rows = self._writer.execute(sql, params).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def _insert_observations_sql(self, table: pa.Table) -> int:
+        """Set-based path: de-duplicate the batch and anti-join it against stored rows in its
+        ts window, then upsert ``latest``. The mirror of ``latest`` is dropped on commit
+        (reloaded when a small batch next needs it)."""
+        self._drop_latest = True
         bounds = pc.min_max(table["ts"])
         params = {"lo": bounds["min"].as_py(), "hi": bounds["max"].as_py()}
         # Row position, so "first occurrence wins" is exact whatever DuckDB's scan order.
@@ -980,6 +1214,49 @@ class DuckDBStore:
         else:
             rows = self._read("SELECT count(*) FROM observations WHERE metric = ?", [metric])
         return int(rows[0][0])
+
+
+def _classify_unique_keys(
+    keys: list[tuple[str, str]], stamps: list[int], known: dict[tuple[str, str], int]
+) -> tuple[list[int], list[int]]:
+    """Row roles (``_ins``, ``_top``) of a batch with one row per (entity, metric), the usual
+    live payload: no row can repeat another, and a fresh row is its key's newest fresh row.
+    Same result as :func:`_classify`, in list comprehensions (~2x faster)."""
+    stored = list(map(known.get, keys))
+    ins = [_FRESH if s is None or ts > s else _STALE for s, ts in zip(stored, stamps, strict=True)]
+    top = [
+        (_TOP_NEW if s is None else _TOP_UPDATE) if r == _FRESH else 0
+        for r, s in zip(ins, stored, strict=True)
+    ]
+    return ins, top
+
+
+def _classify(
+    keys: list[tuple[str, str]], stamps: list[int], known: dict[tuple[str, str], int]
+) -> tuple[list[int], list[int]]:
+    """Row roles (``_ins``, ``_top``) of any batch against the mirror of ``latest`` (``known``,
+    epoch us per key): see ``_insert_observations_planned``."""
+    n = len(keys)
+    ins = [_FRESH] * n
+    seen: set[tuple[tuple[str, str], int]] = set()
+    newest: dict[tuple[str, str], int] = {}  # key -> row of its newest fresh row
+    for i, row in enumerate(zip(keys, stamps, strict=True)):
+        if row in seen:
+            ins[i] = _REPEAT  # first occurrence wins
+            continue
+        seen.add(row)
+        key, ts = row
+        stored = known.get(key)
+        if stored is not None and ts <= stored:
+            ins[i] = _STALE
+            continue
+        best = newest.get(key)
+        if best is None or ts > stamps[best]:
+            newest[key] = i
+    top = [0] * n
+    for key, i in newest.items():
+        top[i] = _TOP_UPDATE if key in known else _TOP_NEW
+    return ins, top
 
 
 def _observation_table(table: pa.Table) -> pa.Table:

@@ -43,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -91,7 +92,12 @@ _OWN_PARAMS = ("pool_max", "reconnect_s")
 # Advisory lock keys (64-bit, via hashtextextended); payload and feed locks use their own text.
 _MIGRATE_LOCK = "citypulse.migrate"
 _PARTITION_LOCK = "citypulse.partitions"
+# Feed leases are per schema: two installations in one database never block each other.
+_LEASE_KEY = "hashtextextended(current_schema() || '/' || %s, 0)"
 _ENTITY_CACHE_MAX = 200_000
+_PARTITIONS_PER_TRANSACTION = 16
+# A day with at least this many rows in one batch, and no partition yet, takes the bulk path.
+_BULK_DAY_ROWS = 20_000
 
 
 class StoreConnectionError(RuntimeError):
@@ -315,35 +321,69 @@ _COPY_STAGE = "COPY _cp_obs (entity_id, metric, ts_us, value, label) FROM STDIN 
 _TS_FROM_US = "(timestamptz '1970-01-01 00:00:00+00' + s.ts_us * interval '1 microsecond')"
 _HOUR_OF = "date_bin('1 hour', {col}, timestamptz '1970-01-01 00:00:00+00')"
 
-# Insert new keys only; from the rows really inserted, fold the hourly rollups and move
-# ``latest`` strictly forward (at an equal ts the stored row was first and stays).
-_INSERT_OBSERVATIONS = f"""
-WITH ins AS (
-    INSERT INTO observations (entity_id, metric, ts, value, label)
-    SELECT s.entity_id, s.metric, {_TS_FROM_US}, s.value, s.label FROM _cp_obs AS s
-    ON CONFLICT DO NOTHING
-    RETURNING entity_id, metric, ts, value, label
-), roll AS (
-    INSERT INTO observations_hourly AS h
-        (entity_id, metric, hour, n, n_value, sum_value, min_value, max_value)
-    SELECT entity_id, metric, {_HOUR_OF.format(col="ts")}, count(*), count(value),
-           coalesce(sum(value), 0), min(value), max(value)
-    FROM ins GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+_ROLLUP_UPSERT = """
     ON CONFLICT (entity_id, metric, hour) DO UPDATE SET
         n = h.n + excluded.n,
         n_value = h.n_value + excluded.n_value,
         sum_value = h.sum_value + excluded.sum_value,
         min_value = least(h.min_value, excluded.min_value),
-        max_value = greatest(h.max_value, excluded.max_value)
-), lat AS (
-    INSERT INTO latest AS l (entity_id, metric, ts, value, label)
-    SELECT DISTINCT ON (entity_id, metric) entity_id, metric, ts, value, label
-    FROM ins ORDER BY entity_id, metric, ts DESC
-    ON CONFLICT (entity_id, metric) DO UPDATE SET
-        ts = excluded.ts, value = excluded.value, label = excluded.label
-    WHERE excluded.ts > l.ts
+        max_value = greatest(h.max_value, excluded.max_value)"""
+_ROLLUP_COLUMNS = (
+    "INSERT INTO observations_hourly AS h "
+    "(entity_id, metric, hour, n, n_value, sum_value, min_value, max_value)"
+)
+_ROLLUP_SELECT = f"""SELECT entity_id, metric, {_HOUR_OF.format(col="ts")}, count(*), count(value),
+           coalesce(sum(value), 0), min(value), max(value)"""
+
+# Insert new keys only, and fold the rows really inserted (RETURNING) into the hourly rollups.
+_INSERT_OBSERVATIONS = f"""
+WITH ins AS (
+    INSERT INTO observations (entity_id, metric, ts, value, label)
+    SELECT s.entity_id, s.metric, {_TS_FROM_US}, s.value, s.label FROM _cp_obs AS s
+    ON CONFLICT DO NOTHING
+    RETURNING entity_id, metric, ts, value
+), roll AS (
+    {_ROLLUP_COLUMNS}
+    {_ROLLUP_SELECT}
+    FROM ins GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    {_ROLLUP_UPSERT}
 )
 SELECT count(*) FROM ins
+"""
+
+# ``latest`` moves strictly forward to the batch's newest row per key (first occurrence at an
+# equal ts). If that row was not stored because its key already was, the stored row has the
+# same ts and ``latest`` already holds it, so ``excluded.ts > l.ts`` keeps it: ``latest``
+# always equals the newest stored row. Hash-aggregating the stage avoids sorting the batch.
+_UPSERT_LATEST = f"""
+INSERT INTO latest AS l (entity_id, metric, ts, value, label)
+SELECT DISTINCT ON (s.entity_id, s.metric) s.entity_id, s.metric, {_TS_FROM_US}, s.value,
+       s.label
+FROM _cp_obs AS s
+JOIN (SELECT entity_id, metric, max(ts_us) AS ts_us FROM _cp_obs GROUP BY 1, 2) AS m
+  ON m.entity_id = s.entity_id AND m.metric = s.metric AND m.ts_us = s.ts_us
+ORDER BY s.entity_id, s.metric, s.ctid
+ON CONFLICT (entity_id, metric) DO UPDATE SET
+    ts = excluded.ts, value = excluded.value, label = excluded.label
+WHERE excluded.ts > l.ts
+"""
+
+# Bulk path for a day whose partition does not exist yet: fill a standalone table sorted by
+# key (first occurrence of a repeated key wins), then attach it; the CHECK constraint lets
+# ATTACH skip its validation scan and the indexes are built in one sorted pass. ~3x faster
+# than row-by-row index inserts, and it leaves the day clustered by entity.
+_BULK_FILL = f"""
+INSERT INTO {{table}} (entity_id, metric, ts, value, label)
+SELECT DISTINCT ON (s.entity_id, s.metric, s.ts_us)
+       s.entity_id, s.metric, {_TS_FROM_US}, s.value, s.label
+FROM _cp_obs AS s WHERE s.ts_us >= %(lo)s AND s.ts_us < %(hi)s
+ORDER BY s.entity_id, s.metric, s.ts_us, s.ctid
+"""
+_BULK_ROLLUP = f"""
+{_ROLLUP_COLUMNS}
+{_ROLLUP_SELECT}
+FROM {{table}} GROUP BY 1, 2, 3
+{_ROLLUP_UPSERT}
 """
 
 _UPSERT_ENTITIES = f"""
@@ -480,9 +520,11 @@ class PostgresStore:
         self._lock = threading.RLock()  # the writer connection and its transaction
         self._closed = False
         self._writer: Conn | None = None
+        self._staged: Conn | None = None  # the session whose temp stage table exists
         self._partitions: set[date] = set()
         self._entities: dict[str, str] = {}  # id -> JSON last written by this process
         self._pending_entities: dict[str, str] = {}
+        self._pending_partitions: set[date] = set()
         self.reconnects = 0
         try:
             self._writer = self._connect()
@@ -490,9 +532,18 @@ class PostgresStore:
             raise StoreConnectionError(
                 f"cannot connect to PostgreSQL at {self.display_url}: {_first_line(exc)}"
             ) from exc
-        self._migrate(self._writer)
-        self.partitioning = self._meta(self._writer, "partitioning") or "native"
-        self._partman_schema = self._meta(self._writer, "partman_schema")
+        try:
+            self._migrate(self._writer)
+            self.partitioning = self._meta(self._writer, "partitioning") or "native"
+            self._partman_schema = self._meta(self._writer, "partman_schema")
+        except BaseException as exc:
+            self._writer.close()
+            if isinstance(exc, psycopg.Error):
+                raise StoreConnectionError(
+                    f"cannot set up the citypulse schema in {self.display_url}: "
+                    f"{_first_line(exc)}"
+                ) from exc
+            raise
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             conninfo,
             min_size=1,
@@ -517,8 +568,6 @@ class PostgresStore:
         conn: Conn = psycopg.connect(self._conninfo, **self._connect_kwargs)
         try:
             _configure(conn)
-            conn.execute(_STAGE_OBSERVATIONS)
-            conn.commit()
         except BaseException:
             conn.close()
             raise
@@ -549,12 +598,12 @@ class PostgresStore:
                     self._committed()
                     return result
                 except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
-                    self._pending_entities.clear()
+                    self._forget_pending()
                     deadlocks += 1
                     if deadlocks > 5:
                         raise
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                    self._pending_entities.clear()
+                    self._forget_pending()
                     if not _is_connection_error(exc, conn):
                         raise
                     self._drop_writer()
@@ -572,10 +621,16 @@ class PostgresStore:
                     time.sleep(delay)
                     delay = min(delay * 2, 2.0)
                 except BaseException:
-                    self._pending_entities.clear()
+                    self._forget_pending()
                     if conn is not None and (conn.closed or conn.broken):
                         self._drop_writer()
                     raise
+
+    def _forget_pending(self) -> None:
+        """A rolled-back transaction also took back what it created: the stage, if new."""
+        self._pending_entities.clear()
+        self._pending_partitions.clear()
+        self._staged = None
 
     def _drop_writer(self) -> None:
         if self._writer is not None:
@@ -586,6 +641,8 @@ class PostgresStore:
         self._partitions.clear()
 
     def _committed(self) -> None:
+        self._partitions.update(self._pending_partitions)
+        self._pending_partitions.clear()
         if len(self._entities) + len(self._pending_entities) > _ENTITY_CACHE_MAX:
             self._entities.clear()
         self._entities.update(self._pending_entities)
@@ -623,7 +680,16 @@ class PostgresStore:
 
     def _migrate(self, conn: Conn) -> None:
         """Apply missing schema versions under an advisory lock, so processes starting at
-        once never race; then set up daily partitions (pg_partman when possible)."""
+        once never race; then set up daily partitions (pg_partman when possible). A current
+        schema is only read, so a read-only session (a streaming replica) opens too."""
+        row = conn.execute(
+            "SELECT max(version) FROM schema_version"
+            if self._has_table(conn, "schema_version")
+            else "SELECT NULL"
+        ).fetchone()
+        conn.commit()
+        if row is not None and row[0] is not None and int(row[0]) == SCHEMA_VERSION:
+            return
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_MIGRATE_LOCK])
             conn.execute(
@@ -685,6 +751,11 @@ class PostgresStore:
             )
 
     @staticmethod
+    def _has_table(conn: Conn, name: str) -> bool:
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()
+        return bool(row and row[0])
+
+    @staticmethod
     def _parent_name(conn: Conn) -> str:
         row = conn.execute("SELECT current_schema()").fetchone()
         return f"{row[0] if row else 'public'}.observations"
@@ -700,37 +771,35 @@ class PostgresStore:
         return int(self._read("SELECT max(version) FROM schema_version")[0][0])
 
     def _ensure_partitions(self, days: Iterable[date]) -> None:
-        """Create the daily partitions of ``days`` that this process has not seen yet, in a
-        short transaction of their own (creating a partition locks the parent briefly)."""
+        """Create the daily partitions of ``days`` that this process has not seen yet, a few
+        per short transaction: creating a partition locks the parent table against readers,
+        and a backfill of years of daily data (COVID-19 history) needs ~1 100 of them."""
         missing = sorted(set(days) - self._partitions)
-        if not missing:
-            return
+        for i in range(0, len(missing), _PARTITIONS_PER_TRANSACTION):
+            chunk = missing[i : i + _PARTITIONS_PER_TRANSACTION]
+            self._transact(partial(self._create_partitions, days=chunk), what="partitions")
+            self._partitions.update(chunk)
 
-        def create(conn: Conn) -> None:
+    def _create_partitions(self, conn: Conn, *, days: list[date]) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_PARTITION_LOCK])
+        if self.partitioning == "pg_partman":
             conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_PARTITION_LOCK]
+                f"SELECT {self._partman_schema}.create_partition_time("
+                "%s, %s::timestamptz[], p_analyze := false)",
+                [self._parent_name(conn), [_day_start(d) for d in days]],
             )
-            if self.partitioning == "pg_partman":
-                conn.execute(
-                    f"SELECT {self._partman_schema}.create_partition_time("
-                    "%s, %s::timestamptz[], p_analyze := false)",
-                    [self._parent_name(conn), [_day_start(d) for d in missing]],
+            return
+        for d in days:
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF observations "
+                    "FOR VALUES FROM ({}) TO ({})"
+                ).format(
+                    sql.Identifier(_partition_name(d)),
+                    sql.Literal(_day_start(d)),
+                    sql.Literal(_day_start(d + _DAY)),
                 )
-            else:
-                for d in missing:
-                    conn.execute(
-                        sql.SQL(
-                            "CREATE TABLE IF NOT EXISTS {} PARTITION OF observations "
-                            "FOR VALUES FROM ({}) TO ({})"
-                        ).format(
-                            sql.Identifier(f"observations_p{d:%Y_%m_%d}"),
-                            sql.Literal(_day_start(d)),
-                            sql.Literal(_day_start(d + _DAY)),
-                        )
-                    )
-
-        self._transact(create, what="partition creation")
-        self._partitions.update(missing)
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -759,7 +828,7 @@ class PostgresStore:
         observations = _observation_table(batch.observations)
         fetched_at = utc(batch.fetched_at)
         if observations.num_rows:
-            self._ensure_partitions(_days(observations))
+            self._ensure_partitions(_days(observations) - set(_bulk_days(observations)))
 
         def write(conn: Conn) -> AppendResult:
             conn.execute(
@@ -797,12 +866,15 @@ class PostgresStore:
         observations = _observation_table(table)
         if observations.num_rows == 0:
             return 0
-        self._ensure_partitions(_days(observations))
+        self._ensure_partitions(_days(observations) - set(_bulk_days(observations)))
         return self._transact(
             lambda conn: self._insert_observations(conn, observations), what="bulk load"
         )
 
     def _insert_observations(self, conn: Conn, table: pa.Table) -> int:
+        """Stage the batch with binary COPY, move ``latest``, then write it: days without a
+        partition yet and enough rows go through the bulk path, the rest through the
+        idempotent ``ON CONFLICT DO NOTHING`` insert. Returns rows written."""
         if table.num_rows == 0:
             return 0
         columns = [
@@ -812,14 +884,75 @@ class PostgresStore:
             table.column("value").to_pylist(),
             table.column("label").to_pylist(),
         ]
+        written = 0
         with conn.cursor() as cur:
+            if self._staged is not conn:  # once per session (a read-only one never needs it)
+                cur.execute(_STAGE_OBSERVATIONS)
+                self._staged = conn
             # The stage empties itself at commit (ON COMMIT DELETE ROWS).
             with cur.copy(_COPY_STAGE) as copy:
                 copy.set_types(["text", "text", "int8", "float8", "text"])
                 for values in zip(*columns, strict=True):
                     copy.write_row(values)
-            found = cur.execute(_INSERT_OBSERVATIONS).fetchone()
-        return int(found[0]) if found else 0
+            bulk = _bulk_days(table)
+            if bulk:
+                # Sorts and hash aggregates of whole days: in memory, not in temp files.
+                cur.execute("SET LOCAL work_mem = '256MB'")
+            cur.execute(_UPSERT_LATEST)
+            new = self._new_days(conn, bulk) if bulk else {}
+            left = table.num_rows - sum(new.values())
+            for day in sorted(new):
+                written += self._bulk_day(conn, day, clear_stage=left > 0)
+            if left > 0:
+                found = cur.execute(_INSERT_OBSERVATIONS).fetchone()
+                written += int(found[0]) if found else 0
+        return written
+
+    def _new_days(self, conn: Conn, days: dict[date, int]) -> dict[date, int]:
+        """Of ``days``, those with no partition yet, under the partition lock (held to the
+        end of the transaction, so no other process creates them meanwhile)."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_PARTITION_LOCK])
+        names = [_partition_name(d) for d in days]
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = ANY(%s)",
+            [names],
+        ).fetchall()
+        existing = {r[0] for r in rows}
+        return {d: n for d, n in days.items() if _partition_name(d) not in existing}
+
+    def _bulk_day(self, conn: Conn, day: date, *, clear_stage: bool) -> int:
+        name = sql.Identifier(_partition_name(day))
+        lo, hi = _day_start(day), _day_start(day + _DAY)
+        conn.execute(sql.SQL("CREATE TABLE {} (LIKE observations INCLUDING DEFAULTS)").format(name))
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (ts >= {} AND ts < {})").format(
+                name, sql.Identifier(f"{_partition_name(day)}_bounds"), sql.Literal(lo),
+                sql.Literal(hi)
+            )
+        )
+        cur = conn.execute(
+            sql.SQL(_BULK_FILL).format(table=name),
+            {"lo": _epoch_us(lo), "hi": _epoch_us(hi)},
+        )
+        written = max(0, cur.rowcount)
+        conn.execute(
+            sql.SQL("ALTER TABLE observations ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})")
+            .format(name, sql.Literal(lo), sql.Literal(hi))
+        )
+        conn.execute(
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                name, sql.Identifier(f"{_partition_name(day)}_bounds")
+            )
+        )
+        conn.execute(sql.SQL(_BULK_ROLLUP).format(table=name))
+        if clear_stage:  # other days of the batch go through the row-by-row insert next
+            conn.execute(
+                "DELETE FROM _cp_obs WHERE ts_us >= %s AND ts_us < %s",
+                [_epoch_us(lo), _epoch_us(hi)],
+            )
+        self._pending_partitions.add(day)
+        return written
 
     def _upsert_entities(self, conn: Conn, entities: Sequence[Entity]) -> int:
         """Upsert entities that differ from what this process last wrote for their id: the
@@ -1028,9 +1161,14 @@ class PostgresStore:
             "b": _bucket(bucket),
         }
         if bucket % _HOUR == timedelta(0) and _hour_aligned(start, end):
-            sql = f"""SELECT date_bin(%(b)s, h.hour, {_ORIGIN}) AS bucket,
+            # One rollup row per entity and hour: hourly buckets count entities with count(*),
+            # a hash aggregate ~4x cheaper than count(DISTINCT), which sorts.
+            hourly = bucket == _HOUR
+            bucket_sql = "h.hour" if hourly else f"date_bin(%(b)s, h.hour, {_ORIGIN})"
+            entities_sql = "count(*)" if hourly else "count(DISTINCT h.entity_id)"
+            sql = f"""SELECT {bucket_sql} AS bucket,
                        sum(h.sum_value) / nullif(sum(h.n_value), 0), min(h.min_value),
-                       max(h.max_value), sum(h.n), count(DISTINCT h.entity_id)
+                       max(h.max_value), sum(h.n), {entities_sql}
                 FROM observations_hourly AS h JOIN entities AS e ON e.id = h.entity_id
                 WHERE e.kind = %(kind)s AND h.metric = %(metric)s
                   AND h.hour >= %(start)s AND h.hour < %(end)s
@@ -1212,6 +1350,12 @@ class PostgresStore:
             )
         return int(rows[0][0])
 
+    def table_count(self, table: str) -> int:
+        """Rows of one of the fixed small tables (``citypulse migrate`` compares counts)."""
+        if table not in ("entities", "events", "payloads", "feed_health", "latest"):
+            raise ValueError(f"no count for table {table!r}")
+        return int(self._read(f"SELECT count(*) FROM {table}")[0][0])
+
     def days(self) -> list[date]:
         """UTC days that hold observations (from the rollups), oldest first."""
         rows = self._read(
@@ -1228,10 +1372,10 @@ class PostgresStore:
 
 class FeedLeases:
     """Exactly one ingester per feed across processes: a session-level advisory lock per
-    feed, held on one dedicated connection. A process that dies, or whose connection drops,
-    loses its locks at once and a standby ingester takes the feeds over on its next
-    :meth:`acquire`; :meth:`check` tells the holder which feeds it lost so it stops polling
-    them (after a server restart another process may have taken them first)."""
+    feed (keyed by schema and feed id), held on one dedicated connection. A process that dies,
+    or whose connection drops, loses its locks at once and a standby ingester takes the feeds
+    over on its next :meth:`acquire`; :meth:`check` tells the holder which feeds it lost so it
+    stops polling them (after a server restart another process may have taken them first)."""
 
     def __init__(self, conninfo: str, connect_kwargs: dict[str, Any], display_url: str) -> None:
         self._conninfo = conninfo
@@ -1265,7 +1409,7 @@ class FeedLeases:
                     if feed_id in self.held:
                         continue
                     row = conn.execute(
-                        "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                        f"SELECT pg_try_advisory_lock({_LEASE_KEY})",
                         [self.key(feed_id)],
                     ).fetchone()
                     if row and row[0]:
@@ -1305,7 +1449,8 @@ class FeedLeases:
             self.held.discard(feed_id)
             try:
                 self._connection().execute(
-                    "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [self.key(feed_id)]
+                    f"SELECT pg_advisory_unlock({_LEASE_KEY})",
+                    [self.key(feed_id)],
                 )
             except psycopg.Error:
                 self._lost_connection()
@@ -1328,6 +1473,24 @@ def _first_line(exc: BaseException) -> str:
 
 def _day_start(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def _partition_name(d: date) -> str:
+    """pg_partman's daily naming, also used for partitions the store creates itself."""
+    return f"observations_p{d:%Y_%m_%d}"
+
+
+def _bulk_days(table: pa.Table) -> dict[date, int]:
+    """Days of a batch with enough rows for the bulk path (history loads, migration)."""
+    if table.num_rows < _BULK_DAY_ROWS:
+        return {}
+    days = table.column("ts").cast(pa.timestamp("us", tz="UTC")).cast(pa.date32())
+    counts = pc.value_counts(days)
+    return {
+        c["values"]: c["counts"]
+        for c in counts.to_pylist()
+        if c["values"] is not None and c["counts"] >= _BULK_DAY_ROWS
+    }
 
 
 def _days(table: pa.Table) -> set[date]:

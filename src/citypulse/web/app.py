@@ -100,4 +100,13 @@ def create_app(
     # Pages and GeoJSON shrink 10-15x; Starlette leaves text/event-stream uncompressed.
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(LanguagePrefixMiddleware)
+    # Hardening (web/security.py, web/errors.py): generic 500s with a request id, then the
+    # security middleware last so it is the outermost and sees every response. The backup
+    # endpoint is off unless `citypulse serve` publishes a token (citypulse/backup.py).
+    from citypulse.backup import router as backup_router
+    from citypulse.web import errors, security
+
+    app.include_router(backup_router)
+    errors.install(app)
+    security.install(app, settings)
     return app

@@ -124,6 +124,12 @@ class View(_Strict):
     """The tile's own script keeps it live (the generic script leaves it alone)."""
     table: bool = True
     """Maps and charts: render the accessible table of the same data."""
+    marker: Literal["label", "dot"] = "label"
+    """Maps: markers show their value (few points) or are plain dots (hundreds)."""
+    empty_note: Text | None = None
+    """What to say when the query returns nothing (default: no data in the store yet)."""
+    click_target: str | None = None
+    """Maps: a click sets ``lat``/``lon`` and refreshes this tile (nearest car parks)."""
 
 
 class Tile(_Strict):
@@ -155,6 +161,8 @@ class Dashboard(_Strict):
     scripts: tuple[str, ...] = ()
     styles: tuple[str, ...] = ()
     note: Text | None = None
+    demo_note: Text | None = None
+    """Shown in demo mode (e.g. that a historical series is simulated)."""
 
     def tile(self, tile_id: str) -> Tile | None:
         for t in self.tiles:

@@ -26,7 +26,6 @@ from citypulse.web.dashboards.engine import (
     active_events,
     entity_district,
     hk_day_start,
-    q_latest,
     row_for,
 )
 from citypulse.web.dashboards.results import Area, Figure, Row, SeriesData, TileData, Value
@@ -211,13 +210,14 @@ def traffic_news(ctx: QueryContext, tile: Tile) -> TileData:
                            "open": sum(1 for e in found if e.ends_at is None)})
 
 
-# --- weather and air ------------------------------------------------------------------------------
+# --- weather and air ----------------------------------------------------------------------------
 
 OBSERVATORY = "hko-station:hong_kong_observatory"
 KINGS_PARK = "hko-station:kings_park"
 
 WEATHER_ICONS: dict[int, tuple[str, str]] = {
-    50: ("Sunny", "陽光充沛"), 51: ("Sunny periods", "間有陽光"), 52: ("Sunny intervals", "短暫陽光"),
+    50: ("Sunny", "陽光充沛"), 51: ("Sunny periods", "間有陽光"),
+    52: ("Sunny intervals", "短暫陽光"),
     53: ("Sunny periods with a few showers", "間有陽光幾陣驟雨"),
     54: ("Sunny intervals with showers", "短暫陽光有驟雨"), 60: ("Cloudy", "多雲"),
     61: ("Overcast", "密雲"), 62: ("Light rain", "微雨"), 63: ("Rain", "雨"),
@@ -336,17 +336,18 @@ def forecast(ctx: QueryContext, tile: Tile) -> TileData:
     values: dict[str, dict[str, float | None]] = {}
     for metric in ("forecast_max_temp_c", "forecast_min_temp_c", "forecast_max_rh_pct",
                    "forecast_min_rh_pct", "forecast_psr"):
-        for p in ctx.store.series(FORECAST_ENTITY, metric, start, end, timedelta(days=1)):
-            day = p.ts.astimezone(HKT).date().isoformat()
-            values.setdefault(day, {})[metric] = p.avg
+        # Hourly buckets keep each day's value at its own 00:00 HKT (daily buckets are aligned
+        # to UTC midnight and would shift it a day back).
+        for p in ctx.store.series(FORECAST_ENTITY, metric, start, end, timedelta(hours=1)):
+            values.setdefault(p.ts.astimezone(HKT).date().isoformat(), {})[metric] = p.avg
     rows: list[Row] = []
     for d in days:
         try:
             day = datetime.strptime(str(d.get("date")), "%Y%m%d").date()
         except ValueError:
             continue
-        row = Row(day.isoformat(), str(d.get("week") or day.strftime("%A")),
-                  WEEKDAY_ZH[day.weekday()])
+        # The weekday from the date (the feed's own "week" is in the language polled).
+        row = Row(day.isoformat(), day.strftime("%A"), WEEKDAY_ZH[day.weekday()])
         v = values.get(day.isoformat(), {})
         for metric, val in v.items():
             row.values[metric] = Value(val)
@@ -407,6 +408,8 @@ def carparks(ctx: QueryContext, tile: Tile) -> TileData:
     """Car parks with the latest vacancy for the chosen vehicle type (default private car),
     filtered by district."""
     rows, updated = _carpark_rows(ctx)
+    if not rows:
+        return TileData()
     counted = [r.values["vacancy"].value for r in rows
                if r.values["vacancy"].label == "count" and r.values["vacancy"].value is not None]
     full = sum(1 for r in rows if r.values["vacancy"].value == 0
@@ -460,12 +463,14 @@ def nearest_carparks(ctx: QueryContext, tile: Tile) -> TileData:
                     extra={"lat": lat, "lon": lon, "has_data": True, "prompt": False})
 
 
-# --- connectivity ---------------------------------------------------------------------------------
+# --- connectivity -------------------------------------------------------------------------------
 
 
 @custom
 def wifi_summary(ctx: QueryContext, tile: Tile) -> TileData:
     venues = ctx.entities("wifi-hotspot")
+    if not venues:
+        return TileData()
     counts = {v.entity_id: v for v in ctx.store.latest("hotspots", kind="wifi-hotspot")}
     wanted = {e.id for e in venues}
     hotspots = sum(v.value or 0 for k, v in counts.items() if k in wanted)
@@ -530,8 +535,10 @@ def _covid_window(ctx: QueryContext) -> tuple[datetime, datetime] | None:
 def _daily(ctx: QueryContext, metric: str, start: datetime, end: datetime
            ) -> dict[int, float | None]:
     # One day before the window: the first day's new count needs the previous total.
+    # Hourly buckets (empty ones are omitted) keep each daily value at its own time: daily
+    # buckets are aligned to UTC midnight, which would move 00:00 HKT values a day back.
     points = ctx.store.series(TERRITORY, metric, start - timedelta(days=1), end,
-                              timedelta(days=1))
+                              timedelta(hours=1))
     return {_day_key(p.ts): p.avg for p in points}
 
 
@@ -646,17 +653,21 @@ def covid_totals(ctx: QueryContext, tile: Tile) -> TileData:
     figures: list[Figure] = []
     names = {
         "confirmed_cases_total": ("Confirmed cases (cumulative)", "確診個案（累計）"),
-        "pcr_positive_total": ("Positive by nucleic acid test (cumulative)", "核酸檢測陽性（累計）"),
-        "rat_positive_total": ("Positive by rapid antigen test (cumulative)", "快速抗原測試陽性（累計）"),
+        "pcr_positive_total": ("Positive by nucleic acid test (cumulative)",
+                               "核酸檢測陽性（累計）"),
+        "rat_positive_total": ("Positive by rapid antigen test (cumulative)",
+                               "快速抗原測試陽性（累計）"),
         "deaths_total": ("Deaths (cumulative)", "死亡（累計）"),
         "discharged_total": ("Discharged (cumulative)", "出院（累計）"),
     }
     for metric, (en, zh) in names.items():
-        points = ctx.store.series(TERRITORY, metric, start, end, timedelta(days=1))
+        points = ctx.store.series(TERRITORY, metric, start, end, timedelta(hours=1))
         points = [p for p in points if p.avg is not None]
         if points:
             last = points[-1]
             figures.append(Figure(metric, en, zh, last.avg, ts=last.ts))
+    if not figures:
+        return TileData()
     return TileData(updated=_newest(f.ts for f in figures), figures=figures,
                     extra={"start": start, "end": end - timedelta(days=1)})
 
@@ -680,6 +691,8 @@ def village_sensors(ctx: QueryContext, tile: Tile) -> TileData:
     """Every Smart Village sensor with its type, village, latest flood level and alert state
     (the highest severity among its open alerts, else normal)."""
     sensors = {e.id: e for e in ctx.entities("sensor")}
+    if not sensors:
+        return TileData()
     alerts = _sensor_alerts(ctx)
     state: dict[str, Event] = {}
     for a in alerts:
@@ -750,7 +763,7 @@ def village_detections(ctx: QueryContext, tile: Tile) -> TileData:
                     extra={"has_data": bool(found)})
 
 
-# --- one district -----------------------------------------------------------------------------
+# --- one district -------------------------------------------------------------------------------
 
 PLACE_LAYERS = (
     ("aqhi-station", "aqhi", "aqhi"),
@@ -774,6 +787,7 @@ def district_places(ctx: QueryContext, tile: Tile) -> TileData:
         for eid, e in ents.items():
             row = row_for(e)
             row.props["layer"] = kind
+            row.values["layer"] = Value(None, kind)
             v = values.get(eid)
             if v is not None:
                 row.values[metric] = Value(v.value, v.label, v.ts)
@@ -782,16 +796,13 @@ def district_places(ctx: QueryContext, tile: Tile) -> TileData:
     news = traffic_news(ctx, tile)
     for r in news.rows:
         r.props["layer"] = "traffic-news"
+        r.values["layer"] = Value(None, "traffic-news")
         rows.append(r)
     updated = _newest([updated, news.updated])
     return TileData(updated=updated, rows=rows, extra={"has_data": bool(rows)})
 
 
 @custom
-def district_latest(ctx: QueryContext, tile: Tile) -> TileData:
-    """A latest query whose kind and metrics come from ``args`` (for the district page)."""
-    from citypulse.web.dashboards import Query
-
-    args = tile.query.args
-    q = Query(type="latest", kind=args["kind"], metrics=tuple(args["metrics"]))
-    return q_latest(ctx, q)
+def analytics_slot(ctx: QueryContext, tile: Tile) -> TileData:
+    """Nothing yet: the tile marks where the analytics module's figures will go."""
+    return TileData()

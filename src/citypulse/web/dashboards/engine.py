@@ -120,7 +120,7 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return w, s, e, n
 
 
-# --- query context ----------------------------------------------------------------------------
+# --- query context ------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -299,15 +299,19 @@ def q_entities(ctx: QueryContext, q: Query) -> TileData:
     groups: dict[str, list[Entity]] = {}
     for e in ents:
         if q.group_by == "property" and q.property:
-            key = str((e.properties or {}).get(q.property) or "")
+            props = e.properties or {}
+            fallback = q.args.get("fallback")
+            key = str(props.get(q.property) or (props.get(fallback) if fallback else "") or "")
         else:
             key = entity_district(e) or ""
         groups.setdefault(key, []).append(e)
     if q.group_by == "property":
         rows = []
         for key, members in groups.items():
-            zh_key = q.args.get("property_zh")
-            name_zh = (members[0].properties or {}).get(zh_key) if zh_key else None
+            zh_key, zh_fallback = q.args.get("property_zh"), q.args.get("fallback_zh")
+            first = members[0].properties or {}
+            name_zh = (first.get(zh_key) if zh_key else None) or (
+                first.get(zh_fallback) if zh_fallback else None)
             row = Row(id=key or "-", name_en=key or None, name_zh=name_zh)
             row.values["count"] = Value(float(len(members)))
             if q.metric:
@@ -349,7 +353,7 @@ def run_query(tile: Tile, ctx: QueryContext) -> TileData:
     return fn(ctx, tile)
 
 
-# --- tile state -------------------------------------------------------------------------------
+# --- tile state ---------------------------------------------------------------------------------
 
 
 def tile_status(tile: Tile, data: TileData, health: Mapping[str, FeedHealth],
@@ -364,13 +368,14 @@ def tile_status(tile: Tile, data: TileData, health: Mapping[str, FeedHealth],
     failing = [h for h in records if h.consecutive_failures > 0]
     healthy = [h for h in records if h.consecutive_failures == 0 and h.last_success is not None]
     age = (now - data.updated).total_seconds() if data.updated else None
+    checked = max((h.last_success for h in healthy if h.last_success is not None), default=None)
     if failing and not healthy:
         successes = [h.last_success for h in failing if h.last_success is not None]
         since = max(successes) if successes else None
         reason = next((h.last_error for h in failing if h.last_error), None)
         return TileStatus("unavailable", since=since, reason=reason, age_s=age)
     if data.empty:
-        return TileStatus("empty", age_s=age)
+        return TileStatus("empty", age_s=age, checked=checked)
     if data.updated is not None and now - data.updated > tile.stale_after:
-        return TileStatus("stale", age_s=age)
-    return TileStatus("ok", age_s=age)
+        return TileStatus("stale", age_s=age, checked=checked)
+    return TileStatus("ok", age_s=age, checked=checked)

@@ -100,11 +100,15 @@ class TileView:
             return {"text": "–", "band": None, "label": None}
         band = _band(column, None, v)
         text = fmt(v.value, column.decimals)
-        if v.label == "closed":
+        if column.bands == "aqhi" and v.value is not None and v.value > 10:
+            text = "10+"  # stored as 11 by convention (EPD publishes "10+")
+        if v.value is None and band is not None and band is not NO_DATA:
+            text = band.title(self.lang)  # a state without a number (alert state, layer)
+        elif v.label == "closed":
             text = self._("closed")
         elif v.label == "flag" and v.value is not None:
             text = self._("full") if v.value == 0 else self._("available")
-        if column.unit and text not in ("–",) and v.label not in ("closed", "flag"):
+        if column.unit and v.value is not None and v.label not in ("closed", "flag"):
             text = f"{text} {column.unit}" if column.unit not in ("%",) else f"{text}{column.unit}"
         return {"text": text, "band": band if band is not NO_DATA else None,
                 "band_title": band.title(self.lang) if band else "", "label": v.label}
@@ -112,7 +116,7 @@ class TileView:
     def figure_text(self, f: Any) -> str:
         if f.text:
             parts = f.text.split("|", 1)
-            return parts[1] if self.lang.startswith("zh") and len(parts) == 2 else parts[0]
+            return str(parts[1] if self.lang.startswith("zh") and len(parts) == 2 else parts[0])
         if f.value is None:
             return "–"
         return fmt(f.value, f.decimals) + (f" {f.unit}" if f.unit and f.unit != "%" else f.unit)
@@ -140,7 +144,8 @@ class TileView:
                 cell = self.cell(c, r.values.get(c.metric))
                 details.append(f"{c.title.pick(self.lang)}: {cell['text']}")
             text = ""
-            if view.colour and v is not None and v.value is not None and column is not None:
+            if (view.marker == "label" and view.colour and v is not None and v.value is not None
+                    and column is not None):
                 text = fmt(v.value, column.decimals)
                 if scheme == "aqhi" and v.value > 10:
                     text = "10+"
@@ -159,8 +164,8 @@ class TileView:
         bands = list(SCHEMES.get(scheme, ()))
         if scheme == "vacancy":
             bands = [b for b in bands if b.key != "closed"] + [SCHEMES["vacancy"][0]]
-        return [{"key": b.key, "title": b.title(self.lang), "colour": b.colour, "ink": b.ink}
-                for b in bands]
+        return [{"key": b.key, "title": b.title(self.lang), "colour": b.colour, "ink": b.ink,
+                 "cls": b.cls} for b in bands]
 
     def area_bands(self) -> tuple[str | None, list[Band]]:
         """The colour scheme of a choropleth: a named scheme, else quantiles of the values."""
@@ -188,7 +193,7 @@ class TileView:
             }
         return {"areas": areas, "focus": self.result.params.district,
                 "legend": [{"key": b.key, "title": b.title(self.lang), "colour": b.colour,
-                            "ink": b.ink} for b in bands],
+                            "ink": b.ink, "cls": b.cls} for b in bands],
                 "legend_title": column.title.pick(self.lang) if column else ""}
 
     def area_name(self, a: Area) -> str:

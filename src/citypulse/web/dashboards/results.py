@@ -101,6 +101,8 @@ class TileStatus:
     since: datetime | None = None
     reason: str | None = None
     age_s: float | None = None
+    checked: datetime | None = None
+    """When the tile's feeds last delivered successfully (for tiles with nothing to show)."""
 
 
 @dataclass(frozen=True, slots=True)

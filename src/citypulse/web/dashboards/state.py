@@ -63,21 +63,25 @@ class _Entry:
 
 
 class Generations:
-    """Publication counters per feed (and in total), bumped from any thread."""
+    """Publication counters per feed, per topic and in total, bumped from any thread."""
 
     def __init__(self) -> None:
         self.by_feed: defaultdict[str, int] = defaultdict(int)
+        self.by_topic: defaultdict[str, int] = defaultdict(int)
         self.total = 0
 
-    def bump(self, feed_id: str | None) -> None:
+    def bump(self, feed_id: str | None, topic: str | None = None) -> None:
         self.total += 1
         if feed_id:
             self.by_feed[feed_id] += 1
+        if topic:
+            self.by_topic[topic.split(".", 1)[0]] += 1
 
-    def snapshot(self, feeds: tuple[str, ...]) -> tuple[int, ...]:
-        if not feeds:
+    def snapshot(self, feeds: tuple[str, ...], topics: tuple[str, ...] = ()
+                 ) -> tuple[int, ...]:
+        if not feeds and not topics:
             return (self.total,)
-        return tuple(self.by_feed[f] for f in feeds)
+        return (*(self.by_feed[f] for f in feeds), *(self.by_topic[t] for t in topics))
 
 
 Renderer = Callable[[TileResult, str], str]
@@ -144,8 +148,10 @@ class DashboardState:
 
     # -- tiles --------------------------------------------------------------------------------
 
-    def compute(self, dash: Dashboard, tile: Tile, params: TileParams) -> TileResult:
-        """Run one tile's query and render it in every language (blocking)."""
+    def compute(self, dash: Dashboard, tile: Tile, params: TileParams,
+                lang: str | None = None) -> TileResult:
+        """Run one tile's query and render it in ``lang`` (default: every language); other
+        languages are rendered on first use (blocking)."""
         now = now_utc()
         health = self.health()
         ctx = QueryContext(self.store, now, params, self.entities_of, health)
@@ -157,33 +163,56 @@ class DashboardState:
             data = TileData()
             status = TileStatus("error", reason=type(exc).__name__)
         result = TileResult(dash.id, tile, params, data, status, now)
-        for lang in self.languages:
-            result.html[lang] = self.renderer(result, lang)
+        for code in ([lang] if lang else self.languages):
+            result.html[code] = self.renderer(result, code)
         self.computed += 1
         return result
 
-    def cached(self, dash: Dashboard, tile: Tile, params: TileParams) -> TileResult | None:
-        entry = self._entries.get((dash.id, tile.id, params.key))
-        return entry.result if entry is not None else None
+    async def html(self, result: TileResult, lang: str) -> str:
+        """The tile's HTML in ``lang``, rendered (in a worker thread) on first use."""
+        found = result.html.get(lang)
+        if found is None:
+            found = await anyio.to_thread.run_sync(self.renderer, result, lang)
+            result.html[lang] = found
+        return found
 
-    async def tile(self, dash: Dashboard, tile: Tile, params: TileParams, budget: float
-                   ) -> TileResult | None:
+    def cached(self, dash: Dashboard, tile: Tile, params: TileParams,
+               lang: str | None = None) -> TileResult | None:
+        """The tile's result if it is valid and rendered in ``lang``, without waiting (the
+        fast path of a page whose tiles are all current: no await, no task switch)."""
+        entry = self._entries.get((dash.id, tile.id, params.key))
+        if (entry is None or entry.generation != self.generations.snapshot(tile.feeds,
+                                                                            tile.topics)
+                or time.monotonic() - entry.born >= MAX_AGE_S
+                or (lang is not None and lang not in entry.result.html)):
+            return None
+        return entry.result
+
+    async def tile(self, dash: Dashboard, tile: Tile, params: TileParams, budget: float,
+                   lang: str | None = None, *, stale_ok: bool = False) -> TileResult | None:
         """The tile's result: cached if still valid, else computed (one computation at a
         time per tile). Returns the previous result (or None) if the computation takes longer
-        than ``budget`` seconds; it keeps running and fills the cache for the next request."""
+        than ``budget`` seconds; it keeps running and fills the cache for the next request.
+        ``stale_ok``: return an outdated result at once and refresh it in the background (page
+        loads; the page's live updates then fetch the fresh tile)."""
         key = (dash.id, tile.id, params.key)
-        gen = self.generations.snapshot(tile.feeds)
+        gen = self.generations.snapshot(tile.feeds, tile.topics)
         entry = self._entries.get(key)
         if (entry is not None and entry.generation == gen
                 and time.monotonic() - entry.born < MAX_AGE_S):
+            if lang is not None and lang not in entry.result.html:
+                await self.html(entry.result, lang)
             return entry.result
+        if stale_ok and entry is not None:
+            budget = 0.0 if lang is None or lang in entry.result.html else budget
         future = self._inflight.get(key)
         if future is None:
             born = time.monotonic()
 
             async def run() -> TileResult:
                 try:
-                    result = await anyio.to_thread.run_sync(self.compute, dash, tile, params)
+                    result = await anyio.to_thread.run_sync(self.compute, dash, tile, params,
+                                                            lang)
                     self._entries[key] = _Entry(result, born, gen)
                     return result
                 finally:
@@ -191,10 +220,17 @@ class DashboardState:
 
             future = asyncio.ensure_future(run())
             self._inflight[key] = future
+        if budget <= 0 and entry is not None:
+            return entry.result  # the refresh runs on; this request does not wait for it
         try:
-            return await asyncio.wait_for(asyncio.shield(future), budget)
+            result = await asyncio.wait_for(asyncio.shield(future), budget)
         except TimeoutError:
+            if entry is not None and lang is not None and lang not in entry.result.html:
+                await self.html(entry.result, lang)
             return entry.result if entry is not None else None
+        if lang is not None and lang not in result.html:
+            await self.html(result, lang)
+        return result
 
     def clear(self) -> None:
         self._entries.clear()
@@ -221,9 +257,19 @@ def dashboard_state(app: FastAPI) -> DashboardState:
         generations = state.generations
 
         def publish_and_count(topic: str, data: dict[str, Any]) -> None:
-            generations.bump(data.get("feed_id") if isinstance(data, dict) else None)
+            generations.bump(data.get("feed_id") if isinstance(data, dict) else None, topic)
             publish(topic, data)
 
         setattr(bus, "publish", publish_and_count)  # noqa: B010 (instance attribute, on purpose)
         setattr(bus, "_citypulse_dashboards", True)  # noqa: B010
     return state
+
+
+def warnings_marker(app: FastAPI) -> tuple[tuple[str, str], ...]:
+    """What the warning banner shows, as a hashable value: pages cached as whole HTML (the
+    portal's page cache) add it to their cache key so the banner is never out of date."""
+    try:
+        active = dashboard_state(app).active_warnings()
+    except Exception:
+        return ()
+    return tuple((e.id, e.ends_at.isoformat() if e.ends_at else "") for e in active)

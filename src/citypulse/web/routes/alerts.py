@@ -34,7 +34,7 @@ from citypulse.model import Event, now_utc, utc
 from citypulse.store.base import TimeSeriesStore
 from citypulse.web.routes.api import get_store, json_response
 from citypulse.web.routes.traffic import hkt, iso
-from citypulse.web.templating import TEMPLATES_DIR, render
+from citypulse.web.templating import TEMPLATES_DIR, render, request_lang
 
 router = APIRouter()
 
@@ -181,7 +181,16 @@ def banner_alerts(store: TimeSeriesStore) -> list[Event]:
     return query_alerts(store, state="open", severity=BANNER_MIN_SEVERITY, limit=5)
 
 
-def alert_row(ev: Event, rules: RuleSet | None, now: datetime) -> dict[str, Any]:
+def district_names(districts: tuple[str, ...], lang: str) -> list[str]:
+    """District ids or spellings -> names in ``lang`` (as the district pages name them)."""
+    try:
+        from citypulse.web.dashboards.districts import district_id, district_name
+    except ImportError:  # pragma: no cover - the districts table is optional here
+        return list(districts)
+    return [district_name(district_id(d) or d, lang) for d in districts]
+
+
+def alert_row(ev: Event, rules: RuleSet | None, now: datetime, lang: str) -> dict[str, Any]:
     rid = str(ev.properties.get("rule_id", ""))
     rule = rules.rule(rid) if rules else None
     open_ = ev.ends_at is None or ev.ends_at > now
@@ -193,6 +202,7 @@ def alert_row(ev: Event, rules: RuleSet | None, now: datetime) -> dict[str, Any]
         "open": open_,
         "starts": {"text": hkt(ev.starts_at), "iso": iso(ev.starts_at)},
         "ends": {"text": hkt(ev.ends_at), "iso": iso(ev.ends_at)},
+        "districts": district_names(ev.districts, lang),
         "value": ev.properties.get("value"),
         "threshold": ev.properties.get("threshold"),
     }
@@ -226,7 +236,7 @@ def alerts_page(
         request,
         "alerts/list.html",
         {
-            "rows": [alert_row(ev, rules, now) for ev in found],
+            "rows": [alert_row(ev, rules, now, request_lang(request)) for ev in found],
             "rules": rules.rules if rules else (),
             "rules_error": rules is None,
             "filters": {"state": state, "severity": severity, "rule": rule, "days": days},

@@ -19,8 +19,8 @@ from functools import partial
 from typing import Annotated, Any
 
 import anyio
+import orjson
 from fastapi import APIRouter, Header, Request, Response
-from fastapi.responses import ORJSONResponse
 
 from citypulse.ingest.archive import RawArchive
 from citypulse.ingest.pipeline import Pipeline
@@ -129,7 +129,12 @@ async def post_readings(
             partial(ingest.submit, body, api_key=x_api_key or "", transport="http")
         )
     headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if result.status_code == 401 else {}
-    return ORJSONResponse(result.as_json(), status_code=result.status_code, headers=headers)
+    return Response(
+        orjson.dumps(result.as_json()),
+        status_code=result.status_code,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 @router.get("/stats", summary="Accepted and refused sensor messages, by reason and device")

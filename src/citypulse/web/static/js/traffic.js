@@ -1,7 +1,9 @@
-// /dashboards/traffic: draws the road links (Leaflet, our own GeoJSON, no tiles), a uPlot chart
-// of one link, and keeps map, table, figures and "last updated" current from the SSE stream.
-// The server-rendered table works without any of this.
+// /dashboards/traffic, "links" tile: draws the road links (Leaflet, our own GeoJSON over the
+// offline district base map, no tiles), a uPlot chart of one link, and keeps map, table, figures
+// and "last updated" current from the SSE stream. The server-rendered table works without any of
+// this.
 
+import { addBaseMap } from "./basemap.js";
 import { subscribe } from "./live.js";
 import { ageText, hkDate, hkt } from "./timefmt.js";
 
@@ -121,26 +123,6 @@ function addLegend() {
   legend.addTo(map);
 }
 
-function addRegionLabels() {
-  // No base map: name the four speed-map regions at the centre of their links for orientation.
-  const sums = new Map();
-  for (const { props, base } of links.values()) {
-    if (!props.region || base.length < 2) continue;
-    const s = sums.get(props.region) || { lat: 0, lng: 0, n: 0 };
-    s.lat += (base[0].lat + base[1].lat) / 2;
-    s.lng += (base[0].lng + base[1].lng) / 2;
-    s.n += 1;
-    sums.set(props.region, s);
-  }
-  for (const [region, s] of sums) {
-    const label = document.createElement("span");
-    label.textContent = (t.regions && t.regions[region]) || region;
-    const icon = window.L.divIcon({ className: "region-label", html: label, iconSize: null });
-    window.L.marker([s.lat / s.n, s.lng / s.n], { icon, interactive: false, keyboard: false })
-      .addTo(map);
-  }
-}
-
 function drawMap(collection) {
   if (!mapEl || typeof window.L === "undefined") return;
   const L = window.L;
@@ -152,6 +134,8 @@ function drawMap(collection) {
     minZoom: 9,
     maxZoom: 18,
   });
+  // District boundaries and coastline shipped with the app: orientation without a tile server.
+  addBaseMap(map, { lang, labels: true });
   const bounds = L.latLngBounds([]);
   for (const f of collection.features) {
     const base = f.geometry.coordinates.map(([lon, lat]) => L.latLng(lat, lon));
@@ -174,7 +158,6 @@ function drawMap(collection) {
   }
   placeLines();
   map.on("zoomend", placeLines);
-  addRegionLabels();
   addLegend();
   links.get(selectedId)?.line?.bringToFront();
   mapEl.dataset.links = String(links.size);
