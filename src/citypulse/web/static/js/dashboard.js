@@ -69,7 +69,7 @@ function drawPoints(state, payload) {
   const group = L.featureGroup();
   for (const p of payload.points || []) {
     const m = markerFor(p);
-    m.bindTooltip(p.title);
+    m.bindTooltip(() => document.createTextNode(String(p.title ?? "")));  // text, never HTML
     m.addTo(group);
   }
   group.addTo(state.map);
@@ -97,7 +97,7 @@ async function drawAreas(state, payload) {
       onEachFeature: (f, lyr) => {
         const a = areas[f.properties.id];
         const name = lang.startsWith("zh") ? f.properties.name_zh : f.properties.name_en;
-        lyr.bindTooltip(a ? a.title : name);
+        lyr.bindTooltip(() => document.createTextNode(String((a ? a.title : name) ?? "")));
         lyr.on("click", () => {
           const base = (config.fragment || "/dashboards/").startsWith("/zh-hant") ? "/zh-hant" : "";
           window.location.assign(`${base}/districts/${f.properties.id}`);

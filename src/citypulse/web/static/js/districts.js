@@ -20,7 +20,7 @@ async function main() {
       style: (f) => ({ color: "#4b5b6b", weight: 1, fillColor: regionColour[f.properties.region] || "#eee", fillOpacity: 0.9 }),
       onEachFeature: (f, layer) => {
         const name = lang.startsWith("zh") ? f.properties.name_zh : f.properties.name_en;
-        layer.bindTooltip(name);
+        layer.bindTooltip(() => document.createTextNode(String(name ?? "")));
         layer.on("click", () => window.location.assign(`${config.links || "/districts/"}${f.properties.id}`));
         layer.on("mouseover", () => layer.setStyle({ weight: 3 }));
         layer.on("mouseout", () => layer.setStyle({ weight: 1 }));

@@ -146,7 +146,7 @@ function drawMap(collection) {
   else map.setView([22.33, 114.15], 11);
   for (const [id, link] of links) {
     const line = L.polyline(link.base, styleFor(link.props, id === selectedId));
-    line.bindTooltip(() => tooltipText(id), { sticky: true });
+    line.bindTooltip(() => document.createTextNode(tooltipText(id)), { sticky: true });  // text, never HTML
     line.on("click", () => selectLink(id, true));
     line.addTo(map);
     const el = line.getElement();
