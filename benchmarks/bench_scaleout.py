@@ -504,8 +504,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| history | DuckDB bulk rows/s | PostgreSQL bulk rows/s | DuckDB / PG | "
         "DuckDB 600-row payload ms | PG 600-row payload ms | PG / DuckDB | bytes/row DuckDB | "
-        "bytes/row PG |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "bytes/row PG | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in phases:
         lines.append(
@@ -513,7 +513,7 @@ def markdown(results: dict[str, Any]) -> str:
             f" | {ratio(p['duckdb_bulk_rows_per_s'], p['postgres_bulk_rows_per_s'])} "
             f"| {p['duckdb_append_600_ms']} | {p['postgres_append_600_ms']} "
             f"| {ratio(p['postgres_append_600_ms'], p['duckdb_append_600_ms'])} "
-            f"| {p['duckdb_bytes_per_row']} | {p['postgres_bytes_per_row']} |"
+            f"| {p['duckdb_bytes_per_row']} | {p['postgres_bytes_per_row']} | {p['load_avg']} |"
         )
     lines += [
         "",
@@ -547,11 +547,21 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for key in ["bulk_rows_per_s", "append_600_ms", *[f"{q}_ms" for q in names]]:
             for engine in ("duckdb", "postgres"):
+                # Time per unit of work, later phase over earlier: > 1x means it got costlier.
                 cells = [
-                    ratio(b[f"{engine}_{key}"], a[f"{engine}_{key}"])
+                    ratio(a[f"{engine}_{key}"], b[f"{engine}_{key}"])
+                    if key.endswith("_per_s")
+                    else ratio(b[f"{engine}_{key}"], a[f"{engine}_{key}"])
                     for a, b in itertools.pairwise(phases)
                 ]
-                lines.append(f"| {key} | {engine} | " + " | ".join(cells) + " |")
+                label = "bulk time per row" if key == "bulk_rows_per_s" else key.removesuffix("_ms")
+                lines.append(f"| {label} | {engine} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "Ratios of cost (time) between history sizes: 1.0x = flat. The 30-day window holds "
+            "only 1 day at the 1-day size, so 30 d / 1 d compares 30x the rows; from 30 d to "
+            "365 d a fixed-window query should stay flat while whole-history queries grow.",
+        ]
     web = results.get("web", {})
     if web and "skipped" not in web and "workers_1" in web:
         lines += [
@@ -559,8 +569,10 @@ def markdown(results: dict[str, Any]) -> str:
             "## Web tier on PostgreSQL (`citypulse serve --workers N`)",
             "",
             "`GET /api/v1/traffic/links.geojson` (the traffic dashboard's map layer: latest "
-            "speeds + 600 link geometries, ~150 KB JSON), `wrk -t2 -c32`, "
-            f"{meta['web_seconds']} s per run, wrk on the same 2 CPUs.",
+            "speeds + 600 link geometries, 189 KB of JSON), `wrk -t2 -c32`, "
+            f"{meta['web_seconds']} s per run, wrk on the same 2 CPUs"
+            + (f", measured {meta['web_measured']}" if meta.get("web_measured") else "")
+            + ".",
             "",
             "| workers | requests/s | p50 ms | p99 ms | non-2xx | web CPU ms/request | "
             "load avg |",
@@ -674,9 +686,16 @@ def main() -> None:
     parser.add_argument("--no-web", action="store_true")
     parser.add_argument("--web-seconds", type=int)
     parser.add_argument("--stem", help="results file name (default scaleout / scaleout-quick)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the markdown from the JSON results")
     parser.add_argument("--web-only", action="store_true",
                         help="re-measure the web tier and merge it into the results file")
     args = parser.parse_args()
+    if args.report_only:
+        stem = args.stem or "scaleout"
+        results = json.loads((RESULTS / f"{stem}.json").read_text())
+        (RESULTS / f"{stem}.md").write_text(markdown(results))
+        return
     if args.web_only:
         web_only(args.stem or "scaleout", args.web_seconds or 15)
         return
